@@ -1,0 +1,2 @@
+//! A readable summary of one X.509 certificate.
+//! STUB: interface only; to be implemented.

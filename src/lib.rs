@@ -1,0 +1,17 @@
+//! smtptls: tell a mail administrator the truth about an SMTP server's TLS.
+//!
+//! The library holds the protocol core (SMTP replies, commands, EHLO capabilities, the blocking
+//! dialogue), the TLS layer with its capturing verifier, certificate summaries and export, and the
+//! report model. The binary (`src/main.rs`) adds the command line on top.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cert;
+pub mod cli;
+pub mod exit;
+pub mod net;
+pub mod report;
+pub mod sanitize;
+pub mod smtp;
+pub mod target;
+pub mod tls;

@@ -1,0 +1,2 @@
+//! Server-supplied text made safe for a terminal.
+//! STUB: interface only; to be implemented.
