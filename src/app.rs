@@ -14,6 +14,7 @@ use crate::net::Family;
 use crate::probe::{self, Outcome, ProbeOptions, TlsMode};
 use crate::report::{ErrorInfo, OutputInfo, Report, SCHEMA_VERSION, TargetInfo, Verification};
 use crate::smtp::command::validate_domain;
+use crate::smtp::ehlo::Capabilities;
 use crate::smtp::transcript::Transcript;
 use crate::target::{Host, Target};
 use crate::tls::explain::certificate_error;
@@ -46,18 +47,28 @@ pub fn get_cert(args: &GetCertArgs) -> Result<Exit, UsageError> {
     };
     let to_stdout = args.output.as_deref() == Some("-");
     if to_stdout && args.conn.json {
-        return Err(UsageError("--json and -o - both write to stdout: write the certificate to a file".into()));
+        return Err(UsageError(
+            "--json and -o - both write to stdout: write the certificate to a file".into(),
+        ));
     }
     let opts = probe_options(&args.server, &args.conn)?;
     let outcome = probe::probe(&opts, transcript(&args.conn));
     let mut report = build_report(&opts, &outcome);
-    let chain = outcome.findings.captured.as_ref().map(|c| c.chain.as_slice()).unwrap_or_default();
+    let chain = outcome
+        .findings
+        .captured
+        .as_ref()
+        .map(|c| c.chain.as_slice())
+        .unwrap_or_default();
     if let (Some(path), Some(format)) = (&args.output, format) {
         if !chain.is_empty() {
             match write_certificates(path, chain, format, args.chain) {
                 Ok(info) => report.output = Some(info),
                 Err(message) => {
-                    report.error.get_or_insert(ErrorInfo { kind: "output".into(), message });
+                    report.error.get_or_insert(ErrorInfo {
+                        kind: "output".into(),
+                        message,
+                    });
                 }
             }
         }
@@ -92,7 +103,9 @@ fn format_of(arg: FormatArg) -> Format {
 pub fn probe_options(target: &Target, conn: &ConnectionArgs) -> Result<ProbeOptions, UsageError> {
     let port = match (target.port, conn.port) {
         (Some(a), Some(b)) if a != b => {
-            return Err(UsageError(format!("the port is given twice and differs: :{a} in SERVER, --port {b}")));
+            return Err(UsageError(format!(
+                "the port is given twice and differs: :{a} in SERVER, --port {b}"
+            )));
         }
         (Some(p), _) | (None, Some(p)) => p,
         (None, None) => 587,
@@ -142,7 +155,10 @@ pub fn probe_options(target: &Target, conn: &ConnectionArgs) -> Result<ProbeOpti
 /// This machine's host name when it is fully qualified; otherwise `None`, and the probe uses the
 /// address literal of its end of the connection (RFC 5321 §4.1.4).
 fn default_ehlo_name() -> Option<String> {
-    let name = gethostname::gethostname().to_string_lossy().trim_end_matches('.').to_owned();
+    let name = gethostname::gethostname()
+        .to_string_lossy()
+        .trim_end_matches('.')
+        .to_owned();
     (name.contains('.') && validate_domain(&name).is_ok()).then_some(name)
 }
 
@@ -155,19 +171,34 @@ fn transcript(conn: &ConnectionArgs) -> Transcript {
     }))
 }
 
-fn write_certificates(path: &str, chain: &[CertificateDer<'static>], format: Format, all: bool) -> Result<OutputInfo, String> {
+fn write_certificates(
+    path: &str,
+    chain: &[CertificateDer<'static>],
+    format: Format,
+    all: bool,
+) -> Result<OutputInfo, String> {
     let bytes = export::encode(chain, format, all).map_err(|e| e.to_string())?;
     let written = if all { chain.len() } else { 1 };
     if path == "-" {
         let mut stdout = std::io::stdout().lock();
         if format == Format::Der && stdout.is_terminal() {
-            return Err("refusing to write binary DER to a terminal: use --format pem or redirect stdout".into());
+            return Err(
+                "refusing to write binary DER to a terminal: use --format pem or redirect stdout"
+                    .into(),
+            );
         }
-        stdout.write_all(&bytes).and_then(|()| stdout.flush()).map_err(|e| format!("writing to stdout: {e}"))?;
+        stdout
+            .write_all(&bytes)
+            .and_then(|()| stdout.flush())
+            .map_err(|e| format!("writing to stdout: {e}"))?;
     } else {
         std::fs::write(path, &bytes).map_err(|e| format!("could not write {path}: {e}"))?;
     }
-    Ok(OutputInfo { path: path.to_owned(), format, certificates_written: written })
+    Ok(OutputInfo {
+        path: path.to_owned(),
+        format,
+        certificates_written: written,
+    })
 }
 
 fn build_report(opts: &ProbeOptions, outcome: &Outcome) -> Report {
@@ -181,7 +212,9 @@ fn build_report(opts: &ProbeOptions, outcome: &Outcome) -> Report {
         .filter_map(|(i, der)| match summary::summarize(der, now) {
             Ok(s) => Some(s),
             Err(e) => {
-                warnings.push(format!("certificate {i} of the chain could not be read: {e}"));
+                warnings.push(format!(
+                    "certificate {i} of the chain could not be read: {e}"
+                ));
                 None
             }
         })
@@ -197,26 +230,46 @@ fn build_report(opts: &ProbeOptions, outcome: &Outcome) -> Report {
             port: opts.port,
             address: findings.address.map(|a| a.to_string()),
             tls_mode: opts.mode,
-            sni: opts.tls.send_sni.then(|| opts.server_name.to_str().into_owned()),
+            sni: opts
+                .tls
+                .send_sni
+                .then(|| opts.server_name.to_str().into_owned()),
             ehlo_name: (!findings.ehlo_name.is_empty()).then(|| findings.ehlo_name.clone()),
         },
         stages: findings.stages.clone(),
-        ehlo_before_tls: findings.ehlo_before_tls.as_ref().map(|c| c.keywords()),
-        ehlo_after_tls: findings.ehlo_after_tls.as_ref().map(|c| c.keywords()),
+        ehlo_before_tls: findings
+            .ehlo_before_tls
+            .as_ref()
+            .map(Capabilities::keywords),
+        ehlo_after_tls: findings.ehlo_after_tls.as_ref().map(Capabilities::keywords),
         tls: findings.tls.clone(),
-        verification: findings.captured.as_ref().map(|c| verification(c, &certificates)),
+        verification: findings
+            .captured
+            .as_ref()
+            .map(|c| verification(c, &certificates)),
         certificates,
         output: None,
         warnings,
         transcript: findings.transcript.clone(),
-        error: outcome.error.as_ref().map(|e| ErrorInfo { kind: e.kind().into(), message: e.to_string() }),
+        error: outcome.error.as_ref().map(|e| ErrorInfo {
+            kind: e.kind().into(),
+            message: e.to_string(),
+        }),
         exit_code: 0,
     }
 }
 
 fn verification(captured: &Captured, certs: &[CertSummary]) -> Verification {
-    let chain_error = captured.chain_result.as_ref().err().map(|e| chain_words(e, certs));
-    let name_error = captured.name_result.as_ref().err().map(|e| name_words(e, &captured.name_checked, certs));
+    let chain_error = captured
+        .chain_result
+        .as_ref()
+        .err()
+        .map(|e| chain_words(e, certs));
+    let name_error = captured
+        .name_result
+        .as_ref()
+        .err()
+        .map(|e| name_words(e, &captured.name_checked, certs));
     Verification {
         verified: chain_error.is_none() && name_error.is_none(),
         chain_trusted: chain_error.is_none(),
@@ -256,7 +309,8 @@ fn name_words(err: &rustls::Error, checked: &str, certs: &[CertSummary]) -> Stri
     let mismatch = matches!(
         err,
         rustls::Error::InvalidCertificate(
-            rustls::CertificateError::NotValidForName | rustls::CertificateError::NotValidForNameContext { .. }
+            rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. }
         )
     );
     match (mismatch, certs.first()) {

@@ -106,16 +106,27 @@ fn resolve(host: &Host, port: u16, family: Family) -> Result<Vec<SocketAddr>, Co
         Host::Ip(ip) => vec![SocketAddr::new(*ip, port)],
         Host::Name(name) => (name.as_str(), port)
             .to_socket_addrs()
-            .map_err(|source| ConnectError::Resolve { host: name.clone(), source })?
+            .map_err(|source| ConnectError::Resolve {
+                host: name.clone(),
+                source,
+            })?
             .collect(),
     };
-    let wanted: Vec<SocketAddr> = all.iter().copied().filter(|a| family.allows(a.ip())).collect();
+    let wanted: Vec<SocketAddr> = all
+        .iter()
+        .copied()
+        .filter(|a| family.allows(a.ip()))
+        .collect();
     if wanted.is_empty() {
         let found = all.iter().map(|a| a.ip().to_string()).collect::<Vec<_>>();
         return Err(ConnectError::NoAddress {
             host: host.to_string(),
             family: if family == Family::V6 { "IPv6" } else { "IPv4" },
-            found: if found.is_empty() { "nothing".into() } else { found.join(", ") },
+            found: if found.is_empty() {
+                "nothing".into()
+            } else {
+                found.join(", ")
+            },
         });
     }
     Ok(wanted)
@@ -124,7 +135,9 @@ fn resolve(host: &Host, port: u16, family: Family) -> Result<Vec<SocketAddr>, Co
 /// Plain words for the socket errors users meet.
 pub fn describe_io(err: &io::Error) -> String {
     match err.kind() {
-        io::ErrorKind::ConnectionRefused => "connection refused (nothing listens on that port)".into(),
+        io::ErrorKind::ConnectionRefused => {
+            "connection refused (nothing listens on that port)".into()
+        }
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => "timed out".into(),
         io::ErrorKind::ConnectionReset => "connection reset by the server".into(),
         io::ErrorKind::HostUnreachable => "host unreachable".into(),
@@ -149,7 +162,11 @@ mod tests {
 
     #[test]
     fn refused_is_reported_in_words() {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let host = Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
         let err = connect(&host, port, Family::Any, Duration::from_secs(5)).unwrap_err();
         let text = err.to_string();

@@ -118,7 +118,11 @@ impl ProbeError {
             ProbeError::Connect(_) => Exit::Connect,
             ProbeError::Session { source, .. } => match source {
                 SessionError::Timeout { .. } => Exit::Connect,
-                SessionError::Handshake { source: HandshakeError::Timeout, .. } => Exit::Connect,
+                SessionError::Handshake { source, .. }
+                    if matches!(**source, HandshakeError::Timeout) =>
+                {
+                    Exit::Connect
+                }
                 SessionError::Handshake { .. } => Exit::Tls,
                 _ => Exit::Smtp,
             },
@@ -162,7 +166,12 @@ where
     let mut findings = Findings::default();
     let (config, verifier) = match build_client_config(&opts.tls) {
         Ok(built) => built,
-        Err(e) => return Outcome { findings, error: Some(e.into()) },
+        Err(e) => {
+            return Outcome {
+                findings,
+                error: Some(e.into()),
+            };
+        }
     };
     transcript.info(format!("connecting to {} port {}", opts.host, opts.port));
     let (tcp, address) = match connect(&opts.host, opts.port, opts.family, opts.timeout) {
@@ -170,19 +179,27 @@ where
         Err(e) => {
             transcript.info(e.to_string());
             findings.transcript = transcript.take();
-            return Outcome { findings, error: Some(e.into()) };
+            return Outcome {
+                findings,
+                error: Some(e.into()),
+            };
         }
     };
     transcript.info(format!("connected to {address}"));
     findings.address = Some(address);
-    findings.ehlo_name = opts.ehlo_name.clone().unwrap_or_else(|| match tcp.local_addr() {
-        Ok(SocketAddr::V4(local)) => format!("[{}]", local.ip()),
-        Ok(SocketAddr::V6(local)) => format!("[IPv6:{}]", local.ip()),
-        Err(_) => "localhost".to_owned(),
-    });
+    findings.ehlo_name = opts
+        .ehlo_name
+        .clone()
+        .unwrap_or_else(|| match tcp.local_addr() {
+            Ok(SocketAddr::V4(local)) => format!("[{}]", local.ip()),
+            Ok(SocketAddr::V6(local)) => format!("[IPv6:{}]", local.ip()),
+            Err(_) => "localhost".to_owned(),
+        });
     let mut session = Session::new(tcp, opts.timeout, transcript);
     let steps = Steps { opts, config };
-    let result = steps.dialogue(&mut session, &mut findings).and_then(|()| after(&mut session, &mut findings));
+    let result = steps
+        .dialogue(&mut session, &mut findings)
+        .and_then(|()| after(&mut session, &mut findings));
     findings.captured = verifier.captured();
     let error = result.err();
     if error.as_ref().is_none_or(ProbeError::may_quit) {
@@ -231,7 +248,9 @@ impl Steps<'_> {
                 if !offered {
                     return Err(ProbeError::NoStartTls(self.no_starttls_advice()));
                 }
-                let reply = session.command("starttls", &Command::StartTls).map_err(|e| self.session_error(e))?;
+                let reply = session
+                    .command("starttls", &Command::StartTls)
+                    .map_err(|e| self.session_error(e))?;
                 if reply.code != 220 {
                     return Err(refused("starttls", &reply));
                 }
@@ -260,24 +279,34 @@ impl Steps<'_> {
         stage: &str,
     ) -> Result<Option<Capabilities>, ProbeError> {
         let name = findings.ehlo_name.clone();
-        let reply = session.command(stage, &Command::Ehlo(name.clone())).map_err(|e| self.session_error(e))?;
+        let reply = session
+            .command(stage, &Command::Ehlo(name.clone()))
+            .map_err(|e| self.session_error(e))?;
         if reply.is_positive() {
             return Ok(Some(Capabilities::from_reply(&reply)));
         }
         if !matches!(reply.code, 500 | 502) {
             return Err(refused(stage, &reply));
         }
-        session.transcript.info("EHLO refused; falling back to HELO (no ESMTP extensions, so no STARTTLS)");
+        session
+            .transcript
+            .info("EHLO refused; falling back to HELO (no ESMTP extensions, so no STARTTLS)");
         findings.helo_fallback = true;
         let helo_stage = if session.is_tls() { "helo-tls" } else { "helo" };
-        let reply = session.command(helo_stage, &Command::Helo(name)).map_err(|e| self.session_error(e))?;
+        let reply = session
+            .command(helo_stage, &Command::Helo(name))
+            .map_err(|e| self.session_error(e))?;
         if !reply.is_positive() {
             return Err(refused(helo_stage, &reply));
         }
         Ok(None)
     }
 
-    fn handshake(&self, session: &mut Session, context: HandshakeContext) -> Result<TlsFacts, ProbeError> {
+    fn handshake(
+        &self,
+        session: &mut Session,
+        context: HandshakeContext,
+    ) -> Result<TlsFacts, ProbeError> {
         session
             .start_tls(self.config.clone(), self.opts.server_name.clone(), context)
             .map_err(|e| self.session_error(e))
@@ -308,11 +337,20 @@ impl Steps<'_> {
 
 fn refused(stage: &str, reply: &Reply) -> ProbeError {
     let advice = match (stage, reply.code) {
-        (_, 421) => Some("service not available: the server is closing the connection (overloaded, rate-limited, or refusing this client)"),
-        ("starttls", 454) => Some("TLS not available due to a temporary reason on the server (RFC 3207)"),
+        (_, 421) => Some(
+            "service not available: the server is closing the connection (overloaded, rate-limited, or refusing this client)",
+        ),
+        ("starttls", 454) => {
+            Some("TLS not available due to a temporary reason on the server (RFC 3207)")
+        }
         ("starttls", 502 | 500) => Some("the server does not implement STARTTLS"),
         (_, 554) => Some("transaction failed: the server refuses this client"),
         _ => None,
     };
-    ProbeError::Refused { stage: stage.into(), code: reply.code, text: reply.text(), advice: advice.map(str::to_owned) }
+    ProbeError::Refused {
+        stage: stage.into(),
+        code: reply.code,
+        text: reply.text(),
+        advice: advice.map(str::to_owned),
+    }
 }

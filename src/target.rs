@@ -72,20 +72,32 @@ impl std::str::FromStr for Target {
                         .ok_or_else(|| TargetError::Ipv6(s.to_owned()))?,
                 )?),
             };
-            return Ok(Target { host: Host::Ip(IpAddr::V6(ip)), port });
+            return Ok(Target {
+                host: Host::Ip(IpAddr::V6(ip)),
+                port,
+            });
         }
         // A bare IPv6 literal is unambiguous only without a port.
         if let Ok(ip) = s.parse::<std::net::Ipv6Addr>() {
-            return Ok(Target { host: Host::Ip(IpAddr::V6(ip)), port: None });
+            return Ok(Target {
+                host: Host::Ip(IpAddr::V6(ip)),
+                port: None,
+            });
         }
         let (host, port) = match s.rsplit_once(':') {
             Some((host, port)) => (host, Some(parse_port(port)?)),
             None => (s, None),
         };
         if let Ok(ip) = host.parse::<std::net::Ipv4Addr>() {
-            return Ok(Target { host: Host::Ip(IpAddr::V4(ip)), port });
+            return Ok(Target {
+                host: Host::Ip(IpAddr::V4(ip)),
+                port,
+            });
         }
-        Ok(Target { host: Host::Name(parse_name(host)?), port })
+        Ok(Target {
+            host: Host::Name(parse_name(host)?),
+            port,
+        })
     }
 }
 
@@ -128,8 +140,16 @@ mod tests {
             ("Mail.Example.COM.", name("mail.example.com"), None),
             ("mail.example.com:25", name("mail.example.com"), Some(25)),
             ("localhost", name("localhost"), None),
-            ("192.0.2.1", Host::Ip(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))), None),
-            ("192.0.2.1:465", Host::Ip(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))), Some(465)),
+            (
+                "192.0.2.1",
+                Host::Ip(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
+                None,
+            ),
+            (
+                "192.0.2.1:465",
+                Host::Ip(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
+                Some(465),
+            ),
             ("[::1]", v6("::1"), None),
             ("[2001:db8::1]:587", v6("2001:db8::1"), Some(587)),
             ("2001:db8::1", v6("2001:db8::1"), None),
@@ -162,7 +182,13 @@ mod tests {
 
     #[test]
     fn displays_for_messages() {
-        assert_eq!("[::1]:25".parse::<Target>().unwrap().host.to_string(), "[::1]");
-        assert_eq!("10.0.0.1".parse::<Target>().unwrap().host.to_string(), "10.0.0.1");
+        assert_eq!(
+            "[::1]:25".parse::<Target>().unwrap().host.to_string(),
+            "[::1]"
+        );
+        assert_eq!(
+            "10.0.0.1".parse::<Target>().unwrap().host.to_string(),
+            "10.0.0.1"
+        );
     }
 }

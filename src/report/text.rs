@@ -23,9 +23,22 @@ pub fn render(report: &Report) -> String {
     certificates(&mut out, report);
     verification(&mut out, report);
     if let Some(output) = &report.output {
-        let what = if output.certificates_written == 1 { "1 certificate".to_owned() } else { format!("{} certificates", output.certificates_written) };
-        let to = if output.path == "-" { "stdout".to_owned() } else { output.path.clone() };
-        let _ = writeln!(out, "Saved:        {what} as {} to {}", format!("{:?}", output.format).to_uppercase(), clean(&to));
+        let what = if output.certificates_written == 1 {
+            "1 certificate".to_owned()
+        } else {
+            format!("{} certificates", output.certificates_written)
+        };
+        let to = if output.path == "-" {
+            "stdout".to_owned()
+        } else {
+            output.path.clone()
+        };
+        let _ = writeln!(
+            out,
+            "Saved:        {what} as {} to {}",
+            format!("{:?}", output.format).to_uppercase(),
+            clean(&to)
+        );
     }
     for warning in &report.warnings {
         let _ = writeln!(out, "Warning:      {}", clean(warning));
@@ -40,13 +53,24 @@ fn target(out: &mut String, report: &Report) {
         TlsMode::Starttls => "STARTTLS",
         TlsMode::Implicit => "implicit TLS",
     };
-    let _ = write!(out, "Server:       {} port {} ({mode})", clean(&t.host), t.port);
+    let _ = write!(
+        out,
+        "Server:       {} port {} ({mode})",
+        clean(&t.host),
+        t.port
+    );
     if let Some(address) = &t.address {
         let _ = write!(out, ", connected to {address}");
     }
     out.push('\n');
-    let sni = t.sni.as_deref().map_or_else(|| "none".to_owned(), |s| clean(s).into_owned());
-    let ehlo = t.ehlo_name.as_deref().map_or_else(|| "not sent".to_owned(), |n| clean(n).into_owned());
+    let sni = t
+        .sni
+        .as_deref()
+        .map_or_else(|| "none".to_owned(), |s| clean(s).into_owned());
+    let ehlo = t
+        .ehlo_name
+        .as_deref()
+        .map_or_else(|| "not sent".to_owned(), |n| clean(n).into_owned());
     let _ = writeln!(out, "EHLO name:    {ehlo}; SNI: {sni}");
 }
 
@@ -54,19 +78,44 @@ fn certificates(out: &mut String, report: &Report) {
     if report.certificates.is_empty() {
         return;
     }
-    let _ = writeln!(out, "Certificates: {} sent, leaf first", report.certificates.len());
+    let _ = writeln!(
+        out,
+        "Certificates: {} sent, leaf first",
+        report.certificates.len()
+    );
     for (i, cert) in report.certificates.iter().enumerate() {
         let _ = writeln!(out, "  [{i}] subject:   {}", clean(&cert.subject));
         let _ = writeln!(out, "      issuer:    {}", clean(&cert.issuer));
         if !cert.subject_alt_names.is_empty() {
-            let _ = writeln!(out, "      names:     {}", clean(&cert.subject_alt_names.join(", ")));
+            let _ = writeln!(
+                out,
+                "      names:     {}",
+                clean(&cert.subject_alt_names.join(", "))
+            );
         }
-        let _ = writeln!(out, "      valid:     {} to {} ({})", cert.not_before, cert.not_after, cert.validity_text());
+        let _ = writeln!(
+            out,
+            "      valid:     {} to {} ({})",
+            cert.not_before,
+            cert.not_after,
+            cert.validity_text()
+        );
         let _ = writeln!(out, "      serial:    {}", cert.serial);
         let _ = writeln!(out, "      sha256:    {}", cert.sha256_fingerprint);
-        let bits = cert.public_key_bits.map(|b| format!(" ({b} bits)")).unwrap_or_default();
-        let curve = cert.public_key_curve.as_deref().map(|c| format!(" {c}")).unwrap_or_default();
-        let _ = writeln!(out, "      key:       {}{curve}{bits}; signed with {}", cert.public_key_type, cert.signature_algorithm);
+        let bits = cert
+            .public_key_bits
+            .map(|b| format!(" ({b} bits)"))
+            .unwrap_or_default();
+        let curve = cert
+            .public_key_curve
+            .as_deref()
+            .map(|c| format!(" {c}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "      key:       {}{curve}{bits}; signed with {}",
+            cert.public_key_type, cert.signature_algorithm
+        );
     }
 }
 
@@ -74,7 +123,11 @@ fn verification(out: &mut String, report: &Report) {
     let Some(v) = &report.verification else {
         return;
     };
-    let _ = writeln!(out, "Verification: {}", if v.verified { "OK" } else { "FAILED" });
+    let _ = writeln!(
+        out,
+        "Verification: {}",
+        if v.verified { "OK" } else { "FAILED" }
+    );
     match &v.chain_error {
         None => {
             let _ = writeln!(out, "  chain:      trusted");

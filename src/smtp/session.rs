@@ -107,7 +107,7 @@ pub enum SessionError {
         /// Plain words, with the likely fix.
         message: String,
         /// The underlying error.
-        source: HandshakeError,
+        source: Box<HandshakeError>,
     },
 }
 
@@ -125,7 +125,13 @@ pub struct Session {
 impl Session {
     /// Starts a dialogue on a connected socket; `timeout` bounds each reply and the handshake.
     pub fn new(tcp: TcpStream, timeout: Duration, transcript: Transcript) -> Self {
-        Self { transport: Transport::Plain(tcp), buf: Vec::new(), timeout, transcript, stages: Vec::new() }
+        Self {
+            transport: Transport::Plain(tcp),
+            buf: Vec::new(),
+            timeout,
+            transcript,
+            stages: Vec::new(),
+        }
     }
 
     /// Whether the dialogue now runs inside TLS.
@@ -177,16 +183,25 @@ impl Session {
         match handshake(tcp, config, server_name, Instant::now() + self.timeout) {
             Ok((stream, facts)) => {
                 self.transport = Transport::Tls(Box::new(stream));
-                self.transcript.info(format!("TLS established: {} {}", facts.version, facts.cipher_suite));
+                self.transcript.info(format!(
+                    "TLS established: {} {}",
+                    facts.version, facts.cipher_suite
+                ));
                 Ok(facts)
             }
             Err(source) => {
-                if context == HandshakeContext::AfterStartTls && looks_like_reply(source.first_bytes()) {
+                if context == HandshakeContext::AfterStartTls
+                    && looks_like_reply(source.first_bytes())
+                {
                     return Err(injection(source.first_bytes()));
                 }
                 let message = handshake_error(&source, context);
-                self.transcript.info(format!("TLS handshake failed: {message}"));
-                Err(SessionError::Handshake { message, source })
+                self.transcript
+                    .info(format!("TLS handshake failed: {message}"));
+                Err(SessionError::Handshake {
+                    message,
+                    source: Box::new(source),
+                })
             }
         }
     }
@@ -213,11 +228,17 @@ impl Session {
         let tls = self.is_tls();
         self.transcript.push(Direction::Sent, tls, shown);
         let io_err = |source: io::Error| match source.kind() {
-            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => SessionError::Closed { stage: stage.into() },
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                SessionError::Timeout { stage: stage.into(), secs: self.timeout.as_secs() }
-            }
-            _ => SessionError::Io { stage: stage.into(), source },
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => SessionError::Closed {
+                stage: stage.into(),
+            },
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => SessionError::Timeout {
+                stage: stage.into(),
+                secs: self.timeout.as_secs(),
+            },
+            _ => SessionError::Io {
+                stage: stage.into(),
+                source,
+            },
         };
         if let Some(tcp) = self.transport.tcp() {
             tcp.set_write_timeout(Some(self.timeout)).map_err(io_err)?;
@@ -247,18 +268,29 @@ impl Session {
                     return Ok(parsed.reply);
                 }
                 Ok(None) => {}
-                Err(source) => return Err(SessionError::Protocol { stage: stage.into(), source }),
+                Err(source) => {
+                    return Err(SessionError::Protocol {
+                        stage: stage.into(),
+                        source,
+                    });
+                }
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(SessionError::Timeout { stage: stage.into(), secs: self.timeout.as_secs() });
+                return Err(SessionError::Timeout {
+                    stage: stage.into(),
+                    secs: self.timeout.as_secs(),
+                });
             }
             self.read_chunk(stage, left)?;
         }
     }
 
     fn read_chunk(&mut self, stage: &str, left: Duration) -> Result<(), SessionError> {
-        let io_err = |source| SessionError::Io { stage: stage.into(), source };
+        let io_err = |source| SessionError::Io {
+            stage: stage.into(),
+            source,
+        };
         if let Some(tcp) = self.transport.tcp() {
             tcp.set_read_timeout(Some(left)).map_err(io_err)?;
         }
@@ -269,16 +301,33 @@ impl Session {
             Transport::Closed => Err(io::ErrorKind::NotConnected.into()),
         };
         match read {
-            Ok(0) => Err(SessionError::Closed { stage: stage.into() }),
+            Ok(0) => Err(SessionError::Closed {
+                stage: stage.into(),
+            }),
             Ok(n) => {
-                self.buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+                self.buf
+                    .extend_from_slice(chunk.get(..n).unwrap_or_default());
                 Ok(())
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
                 Ok(())
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset) => {
-                Err(SessionError::Closed { stage: stage.into() })
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                Err(SessionError::Closed {
+                    stage: stage.into(),
+                })
             }
             Err(e) => Err(io_err(e)),
         }
@@ -312,7 +361,10 @@ impl Session {
 
 fn injection(bytes: &[u8]) -> SessionError {
     let preview: String = String::from_utf8_lossy(bytes).chars().take(80).collect();
-    SessionError::Injection { len: bytes.len(), preview }
+    SessionError::Injection {
+        len: bytes.len(),
+        preview,
+    }
 }
 
 /// Whether bytes read where a TLS record was due start like an SMTP reply ("250 ...").

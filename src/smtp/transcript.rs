@@ -43,7 +43,12 @@ impl Entry {
 impl fmt::Display for Entry {
     /// The line as shown on a terminal: marker, then the text sanitized.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.marker(), crate::sanitize::for_terminal(&self.text))
+        write!(
+            f,
+            "{} {}",
+            self.marker(),
+            crate::sanitize::for_terminal(&self.text)
+        )
     }
 }
 
@@ -59,19 +64,28 @@ pub struct Transcript {
 
 impl fmt::Debug for Transcript {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Transcript").field("entries", &self.entries).finish_non_exhaustive()
+        f.debug_struct("Transcript")
+            .field("entries", &self.entries)
+            .finish_non_exhaustive()
     }
 }
 
 impl Transcript {
     /// A transcript that also shows each line through `sink`.
     pub fn with_sink(sink: Sink) -> Self {
-        Self { entries: Vec::new(), sink: Some(sink) }
+        Self {
+            entries: Vec::new(),
+            sink: Some(sink),
+        }
     }
 
     /// Records a line.
     pub fn push(&mut self, direction: Direction, tls: bool, text: impl Into<String>) {
-        let entry = Entry { direction, tls, text: text.into() };
+        let entry = Entry {
+            direction,
+            tls,
+            text: text.into(),
+        };
         if let Some(sink) = self.sink.as_mut() {
             sink(&entry);
         }
@@ -109,14 +123,22 @@ mod tests {
             (Direction::Info, true, "== EHLO a"),
         ];
         for (direction, tls, want) in table {
-            let entry = Entry { direction, tls, text: "EHLO a".into() };
+            let entry = Entry {
+                direction,
+                tls,
+                text: "EHLO a".into(),
+            };
             assert_eq!(entry.to_string(), want);
         }
     }
 
     #[test]
     fn display_sanitizes_server_text() {
-        let entry = Entry { direction: Direction::Received, tls: false, text: "220 \x1b[2Jhi".into() };
+        let entry = Entry {
+            direction: Direction::Received,
+            tls: false,
+            text: "220 \x1b[2Jhi".into(),
+        };
         assert!(!entry.to_string().contains('\x1b'), "{entry}");
     }
 
@@ -124,7 +146,8 @@ mod tests {
     fn sink_sees_every_line_as_recorded() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let copy = seen.clone();
-        let mut transcript = Transcript::with_sink(Box::new(move |e| copy.lock().unwrap().push(e.to_string())));
+        let mut transcript =
+            Transcript::with_sink(Box::new(move |e| copy.lock().unwrap().push(e.to_string())));
         transcript.push(Direction::Sent, false, "EHLO a");
         transcript.info("note");
         assert_eq!(*seen.lock().unwrap(), vec!["-> EHLO a", "== note"]);

@@ -82,17 +82,24 @@ fn add_ca_file(
     roots: &mut RootCertStore,
     path: &Path,
 ) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
-    let fail = |reason: String| ConfigError::CaFile { path: path.display().to_string(), reason };
+    let fail = |reason: String| ConfigError::CaFile {
+        path: path.display().to_string(),
+        reason,
+    };
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| fail(e.to_string()))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| fail(e.to_string()))?;
     if certs.is_empty() {
-        return Err(fail("no PEM certificate (-----BEGIN CERTIFICATE-----) found".into()));
+        return Err(fail(
+            "no PEM certificate (-----BEGIN CERTIFICATE-----) found".into(),
+        ));
     }
     let (added, ignored) = roots.add_parsable_certificates(certs.iter().cloned());
     if added == 0 {
-        return Err(fail(format!("none of its {ignored} certificate(s) could be used as a trust anchor")));
+        return Err(fail(format!(
+            "none of its {ignored} certificate(s) could be used as a trust anchor"
+        )));
     }
     Ok(certs)
 }

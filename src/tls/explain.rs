@@ -56,10 +56,18 @@ fn certificate(err: &CertificateError) -> String {
 /// Words for the webpki errors rustls passes through as `Other`.
 fn webpki_words(name: &str) -> String {
     let words = match name {
-        "CaUsedAsEndEntity" => "the server's certificate is a CA certificate (basicConstraints CA:TRUE) used as a server certificate",
-        "EndEntityUsedAsCa" => "a certificate that is not a CA (basicConstraints) was used to issue another",
-        "PathLenConstraintViolated" => "the chain is longer than a CA's path length constraint allows",
-        "MaximumPathDepthExceeded" | "MaximumPathBuildCallsExceeded" => "the chain is too long to verify",
+        "CaUsedAsEndEntity" => {
+            "the server's certificate is a CA certificate (basicConstraints CA:TRUE) used as a server certificate"
+        }
+        "EndEntityUsedAsCa" => {
+            "a certificate that is not a CA (basicConstraints) was used to issue another"
+        }
+        "PathLenConstraintViolated" => {
+            "the chain is longer than a CA's path length constraint allows"
+        }
+        "MaximumPathDepthExceeded" | "MaximumPathBuildCallsExceeded" => {
+            "the chain is too long to verify"
+        }
         "UnsupportedCertVersion" => "the certificate is not X.509 version 3",
         "NameConstraintViolation" => "a CA's name constraints forbid the certificate's names",
         _ => return format!("certificate rejected: {name}"),
@@ -98,7 +106,9 @@ pub fn handshake_error(err: &HandshakeError, context: HandshakeContext) -> Strin
                 "the server answered in plaintext ({text:?}) instead of TLS: this port speaks STARTTLS, not implicit TLS; use --tls starttls"
             ),
             HandshakeContext::AfterStartTls => {
-                format!("the server did not start TLS after agreeing to STARTTLS: it sent plaintext ({text:?})")
+                format!(
+                    "the server did not start TLS after agreeing to STARTTLS: it sent plaintext ({text:?})"
+                )
             }
         };
     }
@@ -122,11 +132,15 @@ pub fn handshake_error(err: &HandshakeError, context: HandshakeContext) -> Strin
 
 fn alert_words(alert: AlertDescription) -> String {
     let hint = match alert {
-        AlertDescription::ProtocolVersion => ": the server does not accept the TLS version offered (see --tls-version)",
+        AlertDescription::ProtocolVersion => {
+            ": the server does not accept the TLS version offered (see --tls-version)"
+        }
         AlertDescription::HandshakeFailure | AlertDescription::InsufficientSecurity => {
             ": no TLS version or cipher suite in common"
         }
-        AlertDescription::UnrecognisedName => ": the server does not know the SNI name sent (see --sni / --no-sni)",
+        AlertDescription::UnrecognisedName => {
+            ": the server does not know the SNI name sent (see --sni / --no-sni)"
+        }
         AlertDescription::CertificateRequired => ": the server requires a client certificate",
         _ => "",
     };
@@ -139,7 +153,10 @@ fn plaintext_prefix(bytes: &[u8]) -> Option<String> {
     if !head.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let line = bytes.split(|&b| b == b'\r' || b == b'\n').next().unwrap_or(bytes);
+    let line = bytes
+        .split(|&b| b == b'\r' || b == b'\n')
+        .next()
+        .unwrap_or(bytes);
     Some(String::from_utf8_lossy(line).into_owned())
 }
 
@@ -156,11 +173,17 @@ mod tests {
     fn certificate_errors_in_words() {
         let table: Vec<(CertificateError, &str)> = vec![
             (
-                CertificateError::ExpiredContext { time: at(100 * DAY), not_after: at(88 * DAY) },
+                CertificateError::ExpiredContext {
+                    time: at(100 * DAY),
+                    not_after: at(88 * DAY),
+                },
                 "certificate expired 12 days ago",
             ),
             (
-                CertificateError::NotValidYetContext { time: at(DAY), not_before: at(4 * DAY) },
+                CertificateError::NotValidYetContext {
+                    time: at(DAY),
+                    not_before: at(4 * DAY),
+                },
                 "not valid yet: it starts in 3 days",
             ),
             (
@@ -205,6 +228,9 @@ mod tests {
             first_bytes: vec![0x15, 0x03, 0x03],
         };
         let text = handshake_error(&err, HandshakeContext::AfterStartTls);
-        assert!(text.contains("ProtocolVersion") && text.contains("--tls-version"), "{text}");
+        assert!(
+            text.contains("ProtocolVersion") && text.contains("--tls-version"),
+            "{text}"
+        );
     }
 }

@@ -94,7 +94,10 @@ pub fn handshake(
             break;
         }
         set_deadline(&tcp, deadline)?;
-        let read = conn.read_tls(&mut Recording { inner: &mut tcp, first: &mut first });
+        let read = conn.read_tls(&mut Recording {
+            inner: &mut tcp,
+            first: &mut first,
+        });
         match read {
             Ok(0) => return Err(HandshakeError::Closed { first_bytes: first }),
             Ok(_) => {}
@@ -104,7 +107,10 @@ pub fn handshake(
         if let Err(error) = conn.process_new_packets() {
             // Best effort: let the server see our alert.
             let _ = conn.write_tls(&mut tcp);
-            return Err(HandshakeError::Tls { error, first_bytes: first });
+            return Err(HandshakeError::Tls {
+                error,
+                first_bytes: first,
+            });
         }
     }
     flush(&mut conn, &mut tcp, deadline)?;
@@ -119,7 +125,11 @@ pub fn handshake(
     Ok((StreamOwned::new(conn, tcp), facts))
 }
 
-fn flush(conn: &mut ClientConnection, tcp: &mut TcpStream, deadline: Instant) -> Result<(), HandshakeError> {
+fn flush(
+    conn: &mut ClientConnection,
+    tcp: &mut TcpStream,
+    deadline: Instant,
+) -> Result<(), HandshakeError> {
     while conn.wants_write() {
         set_deadline(tcp, deadline)?;
         match conn.write_tls(tcp) {
@@ -137,12 +147,17 @@ fn set_deadline(tcp: &TcpStream, deadline: Instant) -> Result<(), HandshakeError
     if left.is_zero() {
         return Err(HandshakeError::Timeout);
     }
-    tcp.set_read_timeout(Some(left)).map_err(HandshakeError::Io)?;
-    tcp.set_write_timeout(Some(left)).map_err(HandshakeError::Io)
+    tcp.set_read_timeout(Some(left))
+        .map_err(HandshakeError::Io)?;
+    tcp.set_write_timeout(Some(left))
+        .map_err(HandshakeError::Io)
 }
 
 fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// "TLSv1.2" / "TLSv1.3", as openssl and most reports spell them.

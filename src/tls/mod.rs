@@ -9,4 +9,4 @@ pub mod verifier;
 
 pub use config::{ClientSettings, TlsVersion, build_client_config};
 pub use handshake::{HandshakeError, TlsFacts, handshake};
-pub use verifier::{CapturingVerifier, Captured};
+pub use verifier::{Captured, CapturingVerifier};

@@ -56,12 +56,20 @@ impl CapturingVerifier {
         pinned: Vec<CertificateDer<'static>>,
         algorithms: WebPkiSupportedAlgorithms,
     ) -> Self {
-        Self { roots, pinned, algorithms, captured: Mutex::new(None) }
+        Self {
+            roots,
+            pinned,
+            algorithms,
+            captured: Mutex::new(None),
+        }
     }
 
     /// What the last handshake presented, if it got as far as a certificate.
     pub fn captured(&self) -> Option<Captured> {
-        self.captured.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.captured
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn check(
@@ -73,7 +81,11 @@ impl CapturingVerifier {
     ) -> (Result<(), Error>, Result<(), Error>) {
         match ParsedCertificate::try_from(end_entity) {
             Ok(cert) => {
-                let chain = if self.pinned.iter().any(|p| p.as_ref() == end_entity.as_ref()) {
+                let chain = if self
+                    .pinned
+                    .iter()
+                    .any(|p| p.as_ref() == end_entity.as_ref())
+                {
                     Ok(())
                 } else {
                     verify_server_cert_signed_by_trust_anchor(
