@@ -1,6 +1,7 @@
-//! Shared support for the end-to-end tests: a fake SMTP server that speaks real TLS, and a test
-//! PKI that issues its certificates. Each test binary compiles this module with `mod support;`
-//! and uses what it needs.
+//! Shared support for the end-to-end tests: a fake SMTP server that speaks real TLS
+//! ([`server`]), a test PKI that issues its certificates ([`pki`]), and helpers that run the
+//! binary and check its JSON ([`cli`]). Each test binary compiles this module with
+//! `mod support;` and uses what it needs.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,19 +11,14 @@
 )]
 #![allow(
     dead_code,
+    unused_imports,
     reason = "each test binary uses a different part of the support module"
 )]
 
+pub mod cli;
 pub mod pki;
 pub mod server;
 
-#[allow(
-    unused_imports,
-    reason = "each test binary uses a different part of the support module"
-)]
-pub use pki::{Leaf, TestPki, self_signed_leaf};
-#[allow(
-    unused_imports,
-    reason = "each test binary uses a different part of the support module"
-)]
+pub use cli::{Fixture, Run, args, assert_get_cert_schema, get_cert, smtptls};
+pub use pki::{Leaf, TestPki, pem_certificates, self_signed_leaf};
 pub use server::{Event, Exchange, FakeSmtp, Flow, Log, Received, TlsInfo};
