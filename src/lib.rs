@@ -10,6 +10,7 @@ pub mod cert;
 pub mod cli;
 pub mod exit;
 pub mod net;
+pub mod probe;
 pub mod report;
 pub mod sanitize;
 pub mod smtp;

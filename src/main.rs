@@ -1,3 +1,11 @@
-fn main() {
-    println!("Hello, world!");
+//! The smtptls binary: parse the command line, run it, exit with its status.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = smtptls::cli::Cli::parse();
+    smtptls::app::run(cli).into()
 }

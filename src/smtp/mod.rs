@@ -5,3 +5,4 @@ pub mod command;
 pub mod ehlo;
 pub mod reply;
 pub mod session;
+pub mod transcript;

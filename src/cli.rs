@@ -1,0 +1,176 @@
+//! The command line (clap derive). Options shared by every probing subcommand are defined once in
+//! [`ConnectionArgs`] and flattened into each; nothing here runs a probe.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::target::Target;
+
+const GET_CERT_EXAMPLES: &str = "\
+Examples:
+  smtptls get-cert smtp.gmail.com --domain example.com -o gmail.cer
+  smtptls get-cert mail.example.com:25 --chain -o mx-chain.pem
+  smtptls get-cert smtp.example.com --port 465 -o - | openssl x509 -noout -text
+  smtptls get-cert 192.0.2.10:25 --sni mx.example.com --ca-file internal-ca.pem --json";
+
+/// Tell the truth about an SMTP server's TLS: STARTTLS or implicit TLS, the certificate chain it
+/// presents, and whether that chain verifies.
+#[derive(Debug, Parser)]
+#[command(name = "smtptls", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Commands,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// Connect, upgrade to TLS, show the certificate chain and its verdict, and save it.
+    #[command(after_help = GET_CERT_EXAMPLES)]
+    GetCert(GetCertArgs),
+}
+
+/// How TLS starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TlsChoice {
+    /// STARTTLS on every port.
+    Starttls,
+    /// Implicit TLS (TLS from the first byte) on every port.
+    Implicit,
+    /// Implicit TLS on port 465, STARTTLS elsewhere.
+    Auto,
+}
+
+/// A TLS version to pin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TlsVersionArg {
+    /// TLS 1.2 only.
+    #[value(name = "1.2")]
+    V1_2,
+    /// TLS 1.3 only.
+    #[value(name = "1.3")]
+    V1_3,
+}
+
+/// Certificate file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// Binary DER: exactly one certificate.
+    Der,
+    /// Base64 PEM blocks: one or more certificates.
+    Pem,
+}
+
+/// Options every probing subcommand shares.
+#[derive(Debug, Args)]
+pub struct ConnectionArgs {
+    /// Port to connect to [default: 587, or the port given in SERVER].
+    #[arg(short, long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+
+    /// The EHLO name [default: this machine's fully-qualified host name, else its address literal].
+    #[arg(short, long, value_name = "NAME")]
+    pub domain: Option<String>,
+
+    /// How TLS starts: STARTTLS, implicit TLS, or auto (implicit on 465, STARTTLS elsewhere).
+    #[arg(long, value_enum, default_value_t = TlsChoice::Auto, value_name = "MODE")]
+    pub tls: TlsChoice,
+
+    /// The name sent as SNI and checked against the certificate [default: SERVER when it is a name].
+    #[arg(long, value_name = "NAME", conflicts_with = "no_sni")]
+    pub sni: Option<String>,
+
+    /// Send no SNI (the certificate is still checked against SERVER).
+    #[arg(long)]
+    pub no_sni: bool,
+
+    /// A PEM bundle of extra trust anchors (repeatable); Mozilla's roots are always trusted.
+    #[arg(long = "ca-file", value_name = "FILE")]
+    pub ca_files: Vec<PathBuf>,
+
+    /// Allow only this TLS version.
+    #[arg(long, value_enum, value_name = "VERSION")]
+    pub tls_version: Option<TlsVersionArg>,
+
+    /// Use IPv4 addresses only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Use IPv6 addresses only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+
+    /// Seconds allowed for the connect, for each reply, and for the TLS handshake.
+    #[arg(long, default_value_t = 20, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+
+    /// Print the report as one JSON object on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Do not show the transcript on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `smtptls get-cert`.
+#[derive(Debug, Args)]
+pub struct GetCertArgs {
+    /// The server: a host name, an IPv4 address or a bracketed IPv6 address, optionally with :PORT.
+    #[arg(value_name = "SERVER")]
+    pub server: Target,
+
+    /// Shared connection options.
+    #[command(flatten)]
+    pub conn: ConnectionArgs,
+
+    /// Write the certificate to FILE ("-" for stdout). Without it only the report is printed.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<String>,
+
+    /// Format of the file [default: PEM for .pem/.crt names and stdout, DER otherwise].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<FormatArg>,
+
+    /// Write every certificate the server sent, in the order sent (PEM).
+    #[arg(long)]
+    pub chain: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let cli = Cli::try_parse_from(["smtptls", "get-cert", "mx.example.com"]).unwrap();
+        let Commands::GetCert(args) = cli.command;
+        assert_eq!(args.conn.port, None);
+        assert_eq!(args.conn.tls, TlsChoice::Auto);
+        assert_eq!(args.conn.timeout, 20);
+        assert!(!args.chain && args.output.is_none() && args.format.is_none());
+    }
+
+    #[test]
+    fn refuses_contradictions() {
+        let table: &[&[&str]] = &[
+            &["smtptls", "get-cert", "h", "-4", "-6"],
+            &["smtptls", "get-cert", "h", "--sni", "a", "--no-sni"],
+            &["smtptls", "get-cert", "h", "--timeout", "0"],
+            &["smtptls", "get-cert", "h", "--port", "0"],
+            &["smtptls", "get-cert", "h", "--tls-version", "1.1"],
+            &["smtptls", "get-cert", "bad host"],
+        ];
+        for args in table {
+            assert!(Cli::try_parse_from(*args).is_err(), "{args:?}");
+        }
+    }
+}

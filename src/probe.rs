@@ -1,0 +1,356 @@
+//! The probe: the dialogue every subcommand shares (RFC 5321, RFC 3207, RFC 8314) — connect,
+//! banner, EHLO (HELO as fallback), STARTTLS, handshake, EHLO again inside TLS, then whatever the
+//! subcommand adds, then QUIT. What was learned is kept even when a step fails, so the report can
+//! show how far the dialogue got.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rustls_pki_types::ServerName;
+
+use crate::exit::Exit;
+use crate::net::{ConnectError, Family, connect};
+use crate::smtp::command::Command;
+use crate::smtp::ehlo::Capabilities;
+use crate::smtp::reply::Reply;
+use crate::smtp::session::{Session, SessionError, Stage};
+use crate::smtp::transcript::{Entry, Transcript};
+use crate::target::Host;
+use crate::tls::config::ConfigError;
+use crate::tls::explain::HandshakeContext;
+use crate::tls::{Captured, ClientSettings, HandshakeError, TlsFacts, build_client_config};
+
+/// How TLS starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plaintext SMTP, then STARTTLS (RFC 3207).
+    Starttls,
+    /// TLS from the first byte (RFC 8314), as on port 465.
+    Implicit,
+}
+
+/// Everything the probe needs; nothing here knows the command line.
+#[derive(Debug, Clone)]
+pub struct ProbeOptions {
+    /// Where to connect.
+    pub host: Host,
+    /// The port.
+    pub port: u16,
+    /// Which address families to use.
+    pub family: Family,
+    /// How TLS starts.
+    pub mode: TlsMode,
+    /// The EHLO/HELO argument; `None` uses the address literal of our end of the connection.
+    pub ehlo_name: Option<String>,
+    /// The name sent as SNI (when enabled) and checked against the certificate.
+    pub server_name: ServerName<'static>,
+    /// Trust anchors, version pin, SNI.
+    pub tls: ClientSettings,
+    /// Bounds the connect, each reply and the handshake.
+    pub timeout: Duration,
+}
+
+/// What the probe learned, however far it got.
+#[derive(Debug, Default)]
+pub struct Findings {
+    /// The address connected to.
+    pub address: Option<SocketAddr>,
+    /// The EHLO/HELO argument used.
+    pub ehlo_name: String,
+    /// The greeting.
+    pub banner: Option<Reply>,
+    /// The capabilities announced before TLS (from EHLO; `None` after HELO or in implicit TLS).
+    pub ehlo_before_tls: Option<Capabilities>,
+    /// The capabilities announced inside TLS.
+    pub ehlo_after_tls: Option<Capabilities>,
+    /// Whether the server refused EHLO and smtptls fell back to HELO.
+    pub helo_fallback: bool,
+    /// The negotiated TLS parameters.
+    pub tls: Option<TlsFacts>,
+    /// The certificates and the verifier's verdicts.
+    pub captured: Option<Captured>,
+    /// Each stage with its reply.
+    pub stages: Vec<Stage>,
+    /// Every line sent and received.
+    pub transcript: Vec<Entry>,
+}
+
+/// Why the probe stopped before its end.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The TLS configuration could not be built (a bad --ca-file).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// No connection.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The dialogue itself broke.
+    #[error("{source}{}", hint.as_deref().map(|h| format!("; {h}")).unwrap_or_default())]
+    Session {
+        /// What happened.
+        source: SessionError,
+        /// The likely fix, when there is one.
+        hint: Option<String>,
+    },
+    /// The server answered a step with a reply that does not let the probe go on.
+    #[error("{stage}: the server answered {code} {text:?}{}", advice.as_deref().map(|a| format!(": {a}")).unwrap_or_default())]
+    Refused {
+        /// The stage.
+        stage: String,
+        /// The reply code.
+        code: u16,
+        /// The reply text.
+        text: String,
+        /// What it means, in words.
+        advice: Option<String>,
+    },
+    /// The server does not offer STARTTLS.
+    #[error("{0}")]
+    NoStartTls(String),
+}
+
+impl ProbeError {
+    /// The exit status this error ends the run with.
+    pub fn exit(&self) -> Exit {
+        match self {
+            ProbeError::Config(_) => Exit::Usage,
+            ProbeError::Connect(_) => Exit::Connect,
+            ProbeError::Session { source, .. } => match source {
+                SessionError::Timeout { .. } => Exit::Connect,
+                SessionError::Handshake { source, .. }
+                    if matches!(**source, HandshakeError::Timeout) =>
+                {
+                    Exit::Connect
+                }
+                SessionError::Handshake { .. } => Exit::Tls,
+                _ => Exit::Smtp,
+            },
+            ProbeError::Refused { .. } | ProbeError::NoStartTls(_) => Exit::Smtp,
+        }
+    }
+
+    /// A short machine-readable name for the JSON report.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProbeError::Config(_) => "config",
+            ProbeError::Connect(_) => "connect",
+            ProbeError::Session { source, .. } => match source {
+                SessionError::Timeout { .. } => "timeout",
+                SessionError::Closed { .. } => "closed",
+                SessionError::Io { .. } => "io",
+                SessionError::Protocol { .. } => "protocol",
+                SessionError::Injection { .. } => "injection",
+                SessionError::Handshake { .. } => "tls",
+            },
+            ProbeError::Refused { .. } => "smtp-reply",
+            ProbeError::NoStartTls(_) => "no-starttls",
+        }
+    }
+}
+
+/// The end of a probe: what was learned, and the error that stopped it, if any.
+#[derive(Debug)]
+pub struct Outcome {
+    /// What was learned.
+    pub findings: Findings,
+    /// Why it stopped early.
+    pub error: Option<ProbeError>,
+}
+
+/// Runs the shared dialogue, then `after` inside TLS (test-smtp's AUTH and envelope), then QUIT.
+pub fn probe_with<F>(opts: &ProbeOptions, mut transcript: Transcript, after: F) -> Outcome
+where
+    F: FnOnce(&mut Session, &mut Findings) -> Result<(), ProbeError>,
+{
+    let mut findings = Findings::default();
+    let (config, verifier) = match build_client_config(&opts.tls) {
+        Ok(built) => built,
+        Err(e) => {
+            return Outcome {
+                findings,
+                error: Some(e.into()),
+            };
+        }
+    };
+    transcript.info(format!("connecting to {} port {}", opts.host, opts.port));
+    let (tcp, address) = match connect(&opts.host, opts.port, opts.family, opts.timeout) {
+        Ok(connected) => connected,
+        Err(e) => {
+            transcript.info(e.to_string());
+            findings.transcript = transcript.take();
+            return Outcome {
+                findings,
+                error: Some(e.into()),
+            };
+        }
+    };
+    transcript.info(format!("connected to {address}"));
+    findings.address = Some(address);
+    findings.ehlo_name = opts
+        .ehlo_name
+        .clone()
+        .unwrap_or_else(|| match tcp.local_addr() {
+            Ok(SocketAddr::V4(local)) => format!("[{}]", local.ip()),
+            Ok(SocketAddr::V6(local)) => format!("[IPv6:{}]", local.ip()),
+            Err(_) => "localhost".to_owned(),
+        });
+    let mut session = Session::new(tcp, opts.timeout, transcript);
+    let steps = Steps { opts, config };
+    let result = steps
+        .dialogue(&mut session, &mut findings)
+        .and_then(|()| after(&mut session, &mut findings));
+    findings.captured = verifier.captured();
+    let error = result.err();
+    if error.as_ref().is_none_or(ProbeError::may_quit) {
+        session.quit();
+    }
+    findings.stages = std::mem::take(&mut session.stages);
+    findings.transcript = session.transcript.take();
+    Outcome { findings, error }
+}
+
+/// Runs the shared dialogue and QUIT: get-cert's whole probe.
+pub fn probe(opts: &ProbeOptions, transcript: Transcript) -> Outcome {
+    probe_with(opts, transcript, |_, _| Ok(()))
+}
+
+impl ProbeError {
+    /// Whether the connection is still in a state where QUIT makes sense.
+    fn may_quit(&self) -> bool {
+        matches!(self, ProbeError::Refused { .. } | ProbeError::NoStartTls(_))
+    }
+}
+
+struct Steps<'a> {
+    opts: &'a ProbeOptions,
+    config: std::sync::Arc<rustls::ClientConfig>,
+}
+
+impl Steps<'_> {
+    fn dialogue(&self, session: &mut Session, findings: &mut Findings) -> Result<(), ProbeError> {
+        match self.opts.mode {
+            TlsMode::Implicit => {
+                findings.tls = Some(self.handshake(session, HandshakeContext::Implicit)?);
+                self.banner(session, findings)?;
+                findings.ehlo_after_tls = self.ehlo(session, findings, "ehlo-tls")?;
+            }
+            TlsMode::Starttls => {
+                self.banner(session, findings)?;
+                let caps = self.ehlo(session, findings, "ehlo")?;
+                let Some(caps) = caps else {
+                    return Err(ProbeError::NoStartTls(
+                        "the server refused EHLO and accepted only HELO: without ESMTP there is no STARTTLS".into(),
+                    ));
+                };
+                let offered = caps.starttls();
+                findings.ehlo_before_tls = Some(caps);
+                if !offered {
+                    return Err(ProbeError::NoStartTls(self.no_starttls_advice()));
+                }
+                let reply = session
+                    .command("starttls", &Command::StartTls)
+                    .map_err(|e| self.session_error(e))?;
+                if reply.code != 220 {
+                    return Err(refused("starttls", &reply));
+                }
+                findings.tls = Some(self.handshake(session, HandshakeContext::AfterStartTls)?);
+                // RFC 3207 §4.2: what was learned before TLS is discarded; ask again.
+                findings.ehlo_after_tls = self.ehlo(session, findings, "ehlo-tls")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn banner(&self, session: &mut Session, findings: &mut Findings) -> Result<(), ProbeError> {
+        let reply = session.banner().map_err(|e| self.session_error(e))?;
+        findings.banner = Some(reply.clone());
+        if reply.code != 220 {
+            return Err(refused("banner", &reply));
+        }
+        Ok(())
+    }
+
+    /// EHLO, falling back to HELO when EHLO is refused (500/502); `None` after HELO.
+    fn ehlo(
+        &self,
+        session: &mut Session,
+        findings: &mut Findings,
+        stage: &str,
+    ) -> Result<Option<Capabilities>, ProbeError> {
+        let name = findings.ehlo_name.clone();
+        let reply = session
+            .command(stage, &Command::Ehlo(name.clone()))
+            .map_err(|e| self.session_error(e))?;
+        if reply.is_positive() {
+            return Ok(Some(Capabilities::from_reply(&reply)));
+        }
+        if !matches!(reply.code, 500 | 502) {
+            return Err(refused(stage, &reply));
+        }
+        session
+            .transcript
+            .info("EHLO refused; falling back to HELO (no ESMTP extensions, so no STARTTLS)");
+        findings.helo_fallback = true;
+        let helo_stage = if session.is_tls() { "helo-tls" } else { "helo" };
+        let reply = session
+            .command(helo_stage, &Command::Helo(name))
+            .map_err(|e| self.session_error(e))?;
+        if !reply.is_positive() {
+            return Err(refused(helo_stage, &reply));
+        }
+        Ok(None)
+    }
+
+    fn handshake(
+        &self,
+        session: &mut Session,
+        context: HandshakeContext,
+    ) -> Result<TlsFacts, ProbeError> {
+        session
+            .start_tls(self.config.clone(), self.opts.server_name.clone(), context)
+            .map_err(|e| self.session_error(e))
+    }
+
+    fn no_starttls_advice(&self) -> String {
+        let mut text = "the server does not offer STARTTLS in its EHLO reply".to_owned();
+        if self.opts.port == 465 {
+            text.push_str("; port 465 normally speaks implicit TLS: use --tls implicit");
+        }
+        text
+    }
+
+    /// Adds the likely fix to a dialogue error.
+    fn session_error(&self, source: SessionError) -> ProbeError {
+        let hint = match (&source, self.opts.mode) {
+            (SessionError::Timeout { stage, .. }, TlsMode::Starttls) if stage == "banner" => Some(
+                "no greeting arrived: if this port expects implicit TLS (as 465 does), use --tls implicit".to_owned(),
+            ),
+            (SessionError::Protocol { stage, .. }, TlsMode::Starttls) if stage == "banner" => {
+                Some("if this port expects implicit TLS (as 465 does), use --tls implicit".to_owned())
+            }
+            _ => None,
+        };
+        ProbeError::Session { source, hint }
+    }
+}
+
+fn refused(stage: &str, reply: &Reply) -> ProbeError {
+    let advice = match (stage, reply.code) {
+        (_, 421) => Some(
+            "service not available: the server is closing the connection (overloaded, rate-limited, or refusing this client)",
+        ),
+        ("starttls", 454) => {
+            Some("TLS not available due to a temporary reason on the server (RFC 3207)")
+        }
+        ("starttls", 502 | 500) => Some("the server does not implement STARTTLS"),
+        (_, 554) => Some("transaction failed: the server refuses this client"),
+        _ => None,
+    };
+    ProbeError::Refused {
+        stage: stage.into(),
+        code: reply.code,
+        text: reply.text(),
+        advice: advice.map(str::to_owned),
+    }
+}

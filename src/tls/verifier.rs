@@ -1,0 +1,153 @@
+//! A certificate verifier that records instead of refusing.
+//!
+//! **Warning:** this verifier lets the handshake finish even when the server's certificate does
+//! not chain to a trust anchor or does not match the name. That is what a probe needs — the
+//! admin must see the broken certificate — and nothing else may use it: the connection it
+//! produces carries no authentication guarantee until the recorded verdict says so. It never
+//! skips the handshake signature checks, so the peer did prove possession of the key in the
+//! certificate it presented.
+//!
+//! rustls keeps no peer chain when verification fails, so the chain is copied here, then the chain
+//! check (`verify_server_cert_signed_by_trust_anchor`) and the name check (`verify_server_name`)
+//! run separately and both verdicts are recorded.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{verify_server_cert_signed_by_trust_anchor, verify_server_name};
+use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
+use rustls::server::ParsedCertificate;
+use rustls::{DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+
+/// What the verifier saw and concluded during one handshake.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    /// Every certificate the server sent, in the order sent (leaf first).
+    pub chain: Vec<CertificateDer<'static>>,
+    /// Whether the chain leads to a trust anchor, and if not why.
+    pub chain_result: Result<(), Error>,
+    /// The name the leaf was checked against.
+    pub name_checked: String,
+    /// Whether the leaf is valid for that name, and if not why.
+    pub name_result: Result<(), Error>,
+    /// Whether the server stapled an OCSP response.
+    pub ocsp_stapled: bool,
+    /// The time the checks were made against.
+    pub now: UnixTime,
+}
+
+/// A [`ServerCertVerifier`] that records the chain and both verdicts, and lets the handshake go on.
+#[derive(Debug)]
+pub struct CapturingVerifier {
+    roots: Arc<RootCertStore>,
+    /// Certificates the user named as trusted (`--ca-file`); a leaf among them is trusted as it
+    /// is, the way `openssl s_client -CAfile` trusts a self-signed server certificate.
+    pinned: Vec<CertificateDer<'static>>,
+    algorithms: WebPkiSupportedAlgorithms,
+    captured: Mutex<Option<Captured>>,
+}
+
+impl CapturingVerifier {
+    /// A verifier checking against `roots` with the provider's signature `algorithms`.
+    /// `pinned` are the user's own trusted certificates, checked byte for byte against the leaf.
+    pub fn new(
+        roots: Arc<RootCertStore>,
+        pinned: Vec<CertificateDer<'static>>,
+        algorithms: WebPkiSupportedAlgorithms,
+    ) -> Self {
+        Self {
+            roots,
+            pinned,
+            algorithms,
+            captured: Mutex::new(None),
+        }
+    }
+
+    /// What the last handshake presented, if it got as far as a certificate.
+    pub fn captured(&self) -> Option<Captured> {
+        self.captured
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn check(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        now: UnixTime,
+    ) -> (Result<(), Error>, Result<(), Error>) {
+        match ParsedCertificate::try_from(end_entity) {
+            Ok(cert) => {
+                let chain = if self
+                    .pinned
+                    .iter()
+                    .any(|p| p.as_ref() == end_entity.as_ref())
+                {
+                    Ok(())
+                } else {
+                    verify_server_cert_signed_by_trust_anchor(
+                        &cert,
+                        &self.roots,
+                        intermediates,
+                        now,
+                        self.algorithms.all,
+                    )
+                };
+                (chain, verify_server_name(&cert, server_name))
+            }
+            Err(err) => (Err(err.clone()), Err(err)),
+        }
+    }
+}
+
+impl ServerCertVerifier for CapturingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        let (chain_result, name_result) = self.check(end_entity, intermediates, server_name, now);
+        let chain = std::iter::once(end_entity)
+            .chain(intermediates)
+            .map(|cert| cert.clone().into_owned())
+            .collect();
+        let captured = Captured {
+            chain,
+            chain_result,
+            name_checked: server_name.to_str().into_owned(),
+            name_result,
+            ocsp_stapled: !ocsp_response.is_empty(),
+            now,
+        };
+        *self.captured.lock().unwrap_or_else(PoisonError::into_inner) = Some(captured);
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
