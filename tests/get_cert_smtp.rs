@@ -11,8 +11,11 @@
 
 mod support;
 
+use std::fs;
+use std::time::Duration;
+
 use serde_json::Value;
-use support::{FakeSmtp, Fixture, args, assert_get_cert_schema, get_cert};
+use support::{FakeSmtp, Fixture, Flow, args, assert_get_cert_schema, get_cert};
 
 #[test]
 fn multi_line_banner_then_ehlo_inside_tls_and_quit() {
@@ -33,7 +36,10 @@ fn multi_line_banner_then_ehlo_inside_tls_and_quit() {
     let banner = &doc["stages"][0];
     assert_eq!(banner["stage"], "banner");
     assert_eq!(banner["lines"].as_array().unwrap().len(), 3, "{run}");
-    assert_eq!(banner["lines"][2], "220 third line");
+    assert_eq!(
+        banner["lines"][2], "third line",
+        "reply text without the code"
+    );
     let log = server.finish();
     assert_eq!(log.verbs(), ["EHLO", "STARTTLS", "~EHLO", "~QUIT"]);
 }
@@ -183,7 +189,7 @@ fn ehlo_refused_falls_back_to_helo_then_exits_4() {
 #[test]
 fn a_server_that_hangs_up_on_ehlo_is_a_dialogue_failure() {
     let server = FakeSmtp::builder()
-        .handler("EHLO", |_, _| Ok(support::Flow::Close))
+        .handler("EHLO", |_, _| Ok(Flow::Close))
         .start();
 
     let run = get_cert(&server, &[]);
@@ -193,14 +199,161 @@ fn a_server_that_hangs_up_on_ehlo_is_a_dialogue_failure() {
 }
 
 #[test]
-fn a_554_banner_is_a_dialogue_failure() {
+fn a_refusing_banner_is_a_dialogue_failure() {
+    for banner in [
+        "554 5.3.2 no service for you",
+        "421 4.3.2 too busy, try later",
+    ] {
+        let server = FakeSmtp::builder().banner(&[banner]).start();
+
+        let run = get_cert(&server, &[]);
+
+        run.assert_code(4);
+        assert!(
+            run.output().contains(&banner[10..]),
+            "the reply is shown\n{run}"
+        );
+        let log = server.finish();
+        assert!(!log.saw("STARTTLS", false), "{:?}", log.verbs());
+    }
+}
+
+#[test]
+fn a_dialogue_failure_after_the_handshake_exits_4_and_still_saves_the_certificate() {
+    let fx = Fixture::new();
+    let leaf = fx.pki.leaf();
     let server = FakeSmtp::builder()
-        .banner(&["554 5.3.2 no service for you"])
+        .leaf(&leaf)
+        .handler("EHLO", |ex, _| {
+            if ex.is_tls() {
+                return Ok(Flow::Close); // hang up on the EHLO inside TLS
+            }
+            ex.send(&["250-fake.smtptls.test", "250 STARTTLS"])?;
+            Ok(Flow::Continue)
+        })
+        .start();
+    let out = fx.arg("leaf.der");
+
+    let run = get_cert(&server, &args(&fx.trust_args(), &["--json", "-o", &out]));
+
+    run.assert_code(4);
+    assert_eq!(
+        fs::read(&out).unwrap(),
+        leaf.der(),
+        "saved all the same\n{run}"
+    );
+    let doc = run.json();
+    assert_get_cert_schema(&doc, &run);
+    assert_eq!(
+        doc["verification"]["verified"], true,
+        "the verdict is still there\n{run}"
+    );
+    assert_eq!(doc["output"]["certificates_written"], 1);
+    assert!(doc["error"].is_object(), "{run}");
+    let log = server.finish();
+    assert!(log.saw("EHLO", true));
+}
+
+#[test]
+fn an_overlong_reply_line_is_a_protocol_error() {
+    let long = format!("220-{}", "x".repeat(9 * 1024));
+    let server = FakeSmtp::builder()
+        .banner(&[long.as_str(), "220 ok"])
         .start();
 
     let run = get_cert(&server, &[]);
 
     run.assert_code(4);
-    assert!(run.output().contains("no service for you"), "{run}");
+    assert!(run.elapsed < Duration::from_secs(4), "{run}");
+    server.finish();
+}
+
+#[test]
+fn replies_with_bare_lf_line_endings_are_accepted() {
+    let fx = Fixture::new();
+    let server = FakeSmtp::builder()
+        .leaf(&fx.pki.leaf())
+        .handler("EHLO", |ex, _| {
+            let starttls: &[u8] = if ex.is_tls() { b"" } else { b"250-STARTTLS\n" };
+            let reply = [b"250-fake.smtptls.test\n", starttls, b"250 SIZE 1000\n"].concat();
+            ex.send_raw(&reply)?;
+            Ok(Flow::Continue)
+        })
+        .start();
+
+    let run = get_cert(&server, &args(&fx.trust_args(), &["--json"]));
+
+    run.assert_code(0);
+    let doc = run.json();
+    assert_eq!(
+        doc["ehlo_after_tls"],
+        serde_json::json!(["SIZE 1000"]),
+        "{run}"
+    );
+    assert_eq!(
+        server.finish().verbs(),
+        ["EHLO", "STARTTLS", "~EHLO", "~QUIT"]
+    );
+}
+
+#[test]
+fn a_server_that_stops_answering_is_a_timeout() {
+    let server = FakeSmtp::builder()
+        .handler("EHLO", |_, _| {
+            std::thread::sleep(Duration::from_secs(2));
+            Ok(Flow::Close)
+        })
+        .start();
+    let target = server.server_arg();
+
+    let run = support::smtptls(["get-cert", target.as_str(), "--timeout", "1"]);
+
+    run.assert_code(3);
+    assert!(
+        run.elapsed < Duration::from_millis(1900),
+        "--timeout 1 is honoured\n{run}"
+    );
+    server.finish();
+}
+
+#[test]
+fn server_text_is_sanitized_on_the_terminal_but_kept_in_json() {
+    let fx = Fixture::new();
+    let evil = "220 fake.smtptls.test \x1b[2J\x1b]0;pwned\x07 \u{202e}txt.exe";
+    let server = FakeSmtp::builder()
+        .banner(&[evil])
+        .leaf(&fx.pki.leaf())
+        .start();
+
+    let text = get_cert(
+        &server,
+        &fx.trust_args()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let json = get_cert(&server, &args(&fx.trust_args(), &["--json"]));
+
+    text.assert_code(0);
+    for (stream, output) in [("stderr", &text.stderr), ("stdout", &text.stdout)] {
+        assert!(!output.contains('\x1b'), "raw ESC on {stream}\n{text}");
+        assert!(!output.contains('\x07'), "raw BEL on {stream}\n{text}");
+        assert!(
+            !output.contains('\u{202e}'),
+            "raw bidi override on {stream}\n{text}"
+        );
+    }
+    assert!(text.stderr.contains("\\x1b"), "shown escaped\n{text}");
+    json.assert_code(0);
+    let transcript = json.json()["transcript"].clone();
+    let received_banner = transcript
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["direction"] == "received" && l["text"] == evil);
+    assert!(
+        received_banner,
+        "JSON keeps server text as received\n{json}"
+    );
     server.finish();
 }

@@ -266,7 +266,7 @@ pub fn assert_get_cert_schema(doc: &Value, run: &Run) {
         ctx("target.tls_mode")
     );
     s_or_null(&t["sni"], "target.sni");
-    s(&t["ehlo_name"], "target.ehlo_name");
+    s_or_null(&t["ehlo_name"], "target.ehlo_name");
 
     for stage in arr(&doc["stages"], "stages") {
         obj(&stage, "stages[]");
