@@ -14,6 +14,15 @@ Examples:
   smtptls get-cert smtp.example.com --port 465 -o - | openssl x509 -noout -text
   smtptls get-cert 192.0.2.10:25 --sni mx.example.com --ca-file internal-ca.pem --json";
 
+const TEST_SMTP_EXAMPLES: &str = "\
+Examples:
+  smtptls test-smtp smtp.office365.com --domain example.com --user me@example.com --from me@example.com --to you@example.com
+  SMTP_PW=... smtptls test-smtp mail.example.com --user me --password-env SMTP_PW --auth plain
+  smtptls test-smtp smtp.gmail.com --user me@gmail.com --auth xoauth2 --token-file token.txt
+  smtptls test-smtp mx.example.com -p 25 --from probe@example.com --to postmaster@example.com --quit-after rcpt
+
+No message is ever sent: DATA is never issued; the envelope ends with RSET and QUIT.";
+
 /// Tell the truth about an SMTP server's TLS: STARTTLS or implicit TLS, the certificate chain it
 /// presents, and whether that chain verifies.
 #[derive(Debug, Parser)]
@@ -30,6 +39,9 @@ pub enum Commands {
     /// Connect, upgrade to TLS, show the certificate chain and its verdict, and save it.
     #[command(after_help = GET_CERT_EXAMPLES)]
     GetCert(GetCertArgs),
+    /// Connect, upgrade to TLS, then test AUTH and the envelope (MAIL FROM, RCPT TO) — never DATA.
+    #[command(after_help = TEST_SMTP_EXAMPLES)]
+    TestSmtp(TestSmtpArgs),
 }
 
 /// How TLS starts.
@@ -139,6 +151,101 @@ pub struct GetCertArgs {
     pub chain: bool,
 }
 
+/// SASL mechanisms for `--auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthArg {
+    /// The best the server advertises that the given secret can serve.
+    Auto,
+    /// LOGIN (user name and password prompted in base64).
+    Login,
+    /// PLAIN (RFC 4616).
+    Plain,
+    /// XOAUTH2 (Gmail, Microsoft 365) with a bearer token.
+    Xoauth2,
+    /// OAUTHBEARER (RFC 7628) with a bearer token.
+    Oauthbearer,
+}
+
+/// Stages for `--quit-after`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QuitAfterArg {
+    /// After the TCP connection is made.
+    Connect,
+    /// After the greeting.
+    Banner,
+    /// After EHLO in plaintext.
+    Ehlo,
+    /// After STARTTLS, the handshake and EHLO inside TLS.
+    Tls,
+    /// After AUTH.
+    Auth,
+    /// After MAIL FROM.
+    Mail,
+    /// After RCPT TO.
+    Rcpt,
+}
+
+/// `smtptls test-smtp`.
+#[derive(Debug, Args)]
+pub struct TestSmtpArgs {
+    /// The server: a host name, an IPv4 address or a bracketed IPv6 address, optionally with :PORT.
+    #[arg(value_name = "SERVER")]
+    pub server: Target,
+
+    /// Shared connection options.
+    #[command(flatten)]
+    pub conn: ConnectionArgs,
+
+    /// The user name to authenticate as.
+    #[arg(short, long, value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// Read the password from this environment variable.
+    #[arg(long, value_name = "VAR", requires = "user", conflicts_with_all = ["password_file", "token_env", "token_file"])]
+    pub password_env: Option<String>,
+
+    /// Read the password from the first line of FILE ("-": stdin).
+    #[arg(long, value_name = "FILE", requires = "user", conflicts_with_all = ["token_env", "token_file"])]
+    pub password_file: Option<PathBuf>,
+
+    /// Read an OAuth 2.0 bearer token from this environment variable.
+    #[arg(
+        long,
+        value_name = "VAR",
+        requires = "user",
+        conflicts_with = "token_file"
+    )]
+    pub token_env: Option<String>,
+
+    /// Read an OAuth 2.0 bearer token from the first line of FILE ("-": stdin).
+    #[arg(long, value_name = "FILE", requires = "user")]
+    pub token_file: Option<PathBuf>,
+
+    /// The SASL mechanism.
+    #[arg(long, value_enum, default_value_t = AuthArg::Auto, value_name = "MECHANISM")]
+    pub auth: AuthArg,
+
+    /// Go on without TLS when STARTTLS is not offered, and send AUTH in plaintext (RFC 8314 advises against it).
+    #[arg(long)]
+    pub allow_plaintext_auth: bool,
+
+    /// Send credentials even when the server's certificate does not verify.
+    #[arg(long)]
+    pub allow_unverified_auth: bool,
+
+    /// The envelope sender: MAIL FROM:<ADDR> ("" for the null sender <>). Its domain is the EHLO name when --domain is absent.
+    #[arg(short, long, value_name = "ADDR")]
+    pub from: Option<String>,
+
+    /// A recipient: RCPT TO:<ADDR> (repeatable; each reply is reported on its own).
+    #[arg(short, long = "to", value_name = "ADDR")]
+    pub to: Vec<String>,
+
+    /// Stop after this stage [default: the last stage the other options ask for].
+    #[arg(long, value_enum, value_name = "STAGE")]
+    pub quit_after: Option<QuitAfterArg>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,7 +259,9 @@ mod tests {
     #[test]
     fn defaults_match_the_documentation() {
         let cli = Cli::try_parse_from(["smtptls", "get-cert", "mx.example.com"]).unwrap();
-        let Commands::GetCert(args) = cli.command;
+        let Commands::GetCert(args) = cli.command else {
+            panic!("parsed as another subcommand");
+        };
         assert_eq!(args.conn.port, None);
         assert_eq!(args.conn.tls, TlsChoice::Auto);
         assert_eq!(args.conn.timeout, 20);

@@ -18,6 +18,10 @@ pub enum Exit {
     Smtp,
     /// 5: the TLS handshake failed.
     Tls,
+    /// 6: authentication failed (rejected, not offered, or cancelled).
+    Auth,
+    /// 7: MAIL FROM or any RCPT TO was rejected.
+    Envelope,
 }
 
 impl Exit {
@@ -30,6 +34,8 @@ impl Exit {
             Exit::Connect => 3,
             Exit::Smtp => 4,
             Exit::Tls => 5,
+            Exit::Auth => 6,
+            Exit::Envelope => 7,
         }
     }
 }
@@ -53,6 +59,8 @@ mod tests {
             (Exit::Connect, 3),
             (Exit::Smtp, 4),
             (Exit::Tls, 5),
+            (Exit::Auth, 6),
+            (Exit::Envelope, 7),
         ];
         for (exit, code) in table {
             assert_eq!(exit.code(), code, "{exit:?}");

@@ -13,6 +13,8 @@ pub mod net;
 pub mod probe;
 pub mod report;
 pub mod sanitize;
+pub mod secret;
 pub mod smtp;
+pub mod submit;
 pub mod target;
 pub mod tls;

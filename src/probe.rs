@@ -49,6 +49,30 @@ pub struct ProbeOptions {
     pub tls: ClientSettings,
     /// Bounds the connect, each reply and the handshake.
     pub timeout: Duration,
+    /// The last stage to run before QUIT.
+    pub quit_after: QuitAfter,
+    /// Whether a server without STARTTLS ends the probe (`false`: go on in plaintext).
+    pub require_tls: bool,
+}
+
+/// The stages of a probe, in order; `--quit-after` names one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuitAfter {
+    /// Just connect.
+    Connect,
+    /// Read the greeting.
+    Banner,
+    /// EHLO (in plaintext, or inside implicit TLS).
+    Ehlo,
+    /// STARTTLS, the handshake and EHLO inside TLS.
+    Tls,
+    /// AUTH.
+    Auth,
+    /// MAIL FROM.
+    Mail,
+    /// RCPT TO.
+    Rcpt,
 }
 
 /// What the probe learned, however far it got.
@@ -158,7 +182,8 @@ pub struct Outcome {
     pub error: Option<ProbeError>,
 }
 
-/// Runs the shared dialogue, then `after` inside TLS (test-smtp's AUTH and envelope), then QUIT.
+/// Runs the shared dialogue, then — when `quit_after` lies beyond TLS — `after` (test-smtp's AUTH
+/// and envelope), then QUIT. `after` sees the findings with the certificate verdict filled in.
 pub fn probe_with<F>(opts: &ProbeOptions, mut transcript: Transcript, after: F) -> Outcome
 where
     F: FnOnce(&mut Session, &mut Findings) -> Result<(), ProbeError>,
@@ -199,10 +224,17 @@ where
     let steps = Steps { opts, config };
     let result = steps
         .dialogue(&mut session, &mut findings)
-        .and_then(|()| after(&mut session, &mut findings));
+        .and_then(|go_on| {
+            findings.captured = verifier.captured();
+            if go_on {
+                after(&mut session, &mut findings)
+            } else {
+                Ok(())
+            }
+        });
     findings.captured = verifier.captured();
     let error = result.err();
-    if error.as_ref().is_none_or(ProbeError::may_quit) {
+    if opts.quit_after > QuitAfter::Connect && error.as_ref().is_none_or(ProbeError::may_quit) {
         session.quit();
     }
     findings.stages = std::mem::take(&mut session.stages);
@@ -228,25 +260,43 @@ struct Steps<'a> {
 }
 
 impl Steps<'_> {
-    fn dialogue(&self, session: &mut Session, findings: &mut Findings) -> Result<(), ProbeError> {
+    /// Runs the dialogue up to `quit_after`; `Ok(true)` when it reached the point where the
+    /// subcommand's own stages may run.
+    fn dialogue(&self, session: &mut Session, findings: &mut Findings) -> Result<bool, ProbeError> {
+        let stop = self.opts.quit_after;
+        if stop == QuitAfter::Connect {
+            return Ok(false);
+        }
         match self.opts.mode {
             TlsMode::Implicit => {
                 findings.tls = Some(self.handshake(session, HandshakeContext::Implicit)?);
                 self.banner(session, findings)?;
+                if stop == QuitAfter::Banner {
+                    return Ok(false);
+                }
                 findings.ehlo_after_tls = self.ehlo(session, findings, "ehlo-tls")?;
+                Ok(stop > QuitAfter::Tls)
             }
             TlsMode::Starttls => {
                 self.banner(session, findings)?;
+                if stop == QuitAfter::Banner {
+                    return Ok(false);
+                }
                 let caps = self.ehlo(session, findings, "ehlo")?;
-                let Some(caps) = caps else {
-                    return Err(ProbeError::NoStartTls(
-                        "the server refused EHLO and accepted only HELO: without ESMTP there is no STARTTLS".into(),
-                    ));
-                };
-                let offered = caps.starttls();
-                findings.ehlo_before_tls = Some(caps);
+                let offered = caps.as_ref().is_some_and(Capabilities::starttls);
+                findings.ehlo_before_tls = caps;
+                if stop == QuitAfter::Ehlo {
+                    return Ok(false);
+                }
                 if !offered {
-                    return Err(ProbeError::NoStartTls(self.no_starttls_advice()));
+                    let advice = self.no_starttls_advice(findings.helo_fallback);
+                    if self.opts.require_tls {
+                        return Err(ProbeError::NoStartTls(advice));
+                    }
+                    session.transcript.info(format!(
+                        "{advice}; going on WITHOUT TLS as --allow-plaintext-auth asks"
+                    ));
+                    return Ok(stop > QuitAfter::Tls);
                 }
                 let reply = session
                     .command("starttls", &Command::StartTls)
@@ -257,9 +307,9 @@ impl Steps<'_> {
                 findings.tls = Some(self.handshake(session, HandshakeContext::AfterStartTls)?);
                 // RFC 3207 §4.2: what was learned before TLS is discarded; ask again.
                 findings.ehlo_after_tls = self.ehlo(session, findings, "ehlo-tls")?;
+                Ok(stop > QuitAfter::Tls)
             }
         }
-        Ok(())
     }
 
     fn banner(&self, session: &mut Session, findings: &mut Findings) -> Result<(), ProbeError> {
@@ -312,7 +362,10 @@ impl Steps<'_> {
             .map_err(|e| self.session_error(e))
     }
 
-    fn no_starttls_advice(&self) -> String {
+    fn no_starttls_advice(&self, helo_fallback: bool) -> String {
+        if helo_fallback {
+            return "the server refused EHLO and accepted only HELO: without ESMTP there is no STARTTLS".into();
+        }
         let mut text = "the server does not offer STARTTLS in its EHLO reply".to_owned();
         if self.opts.port == 465 {
             text.push_str("; port 465 normally speaks implicit TLS: use --tls implicit");

@@ -12,6 +12,7 @@ use crate::cert::summary::CertSummary;
 use crate::probe::TlsMode;
 use crate::smtp::session::Stage;
 use crate::smtp::transcript::Entry;
+use crate::submit::{AuthReport, EnvelopeReport};
 use crate::tls::TlsFacts;
 
 /// The version of the JSON layout.
@@ -22,7 +23,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct Report {
     /// [`SCHEMA_VERSION`].
     pub schema_version: u32,
-    /// The subcommand: "get-cert".
+    /// The subcommand: "get-cert" or "test-smtp".
     pub command: &'static str,
     /// What was probed, and how.
     pub target: TargetInfo,
@@ -38,8 +39,12 @@ pub struct Report {
     pub certificates: Vec<CertSummary>,
     /// The verdict on the chain and the name.
     pub verification: Option<Verification>,
-    /// What was written, if anything.
+    /// What was written, if anything (get-cert).
     pub output: Option<OutputInfo>,
+    /// The AUTH finding (test-smtp).
+    pub auth: Option<AuthReport>,
+    /// The MAIL FROM and RCPT TO findings (test-smtp).
+    pub envelope: Option<EnvelopeReport>,
     /// Things worth knowing that are not failures.
     pub warnings: Vec<String>,
     /// Every line sent and received.

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use super::Report;
 use crate::probe::TlsMode;
 use crate::sanitize::for_terminal as clean;
+use crate::submit::StepResult;
 
 /// Renders the report for people.
 pub fn render(report: &Report) -> String {
@@ -40,6 +41,8 @@ pub fn render(report: &Report) -> String {
             clean(&to)
         );
     }
+    auth(&mut out, report);
+    envelope(&mut out, report);
     for warning in &report.warnings {
         let _ = writeln!(out, "Warning:      {}", clean(warning));
     }
@@ -146,9 +149,70 @@ fn verification(out: &mut String, report: &Report) {
     }
 }
 
+fn auth(out: &mut String, report: &Report) {
+    let Some(auth) = &report.auth else {
+        return;
+    };
+    let mechanism = auth
+        .mechanism
+        .map_or_else(|| "AUTH".to_owned(), |m| format!("AUTH {m}"));
+    let _ = writeln!(
+        out,
+        "Auth:         {mechanism} as {:?}: {}{} — {}",
+        clean(&auth.user),
+        result_word(auth.result),
+        reply_suffix(auth.code, &auth.lines),
+        clean(&auth.message)
+    );
+}
+
+fn envelope(out: &mut String, report: &Report) {
+    let Some(envelope) = &report.envelope else {
+        return;
+    };
+    let rows = envelope.mail_from.iter().map(|r| ("MAIL FROM:", r));
+    for (label, row) in rows.chain(envelope.rcpt_to.iter().map(|r| ("RCPT TO:", r))) {
+        let message = row
+            .message
+            .as_deref()
+            .map(|m| format!(" — {m}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{label:<13} <{}>: {}{}{message}",
+            clean(&row.address),
+            result_word(row.result),
+            reply_suffix(row.code, &row.lines)
+        );
+    }
+}
+
+fn result_word(result: StepResult) -> &'static str {
+    match result {
+        StepResult::Accepted => "accepted",
+        StepResult::TemporaryFailure => "TEMPORARY FAILURE",
+        StepResult::Rejected => "REJECTED",
+        StepResult::NotOffered => "NOT OFFERED",
+        StepResult::NotAttempted => "not attempted",
+        StepResult::Aborted => "ABORTED",
+    }
+}
+
+fn reply_suffix(code: Option<u16>, lines: &[String]) -> String {
+    match code {
+        Some(code) => format!(" ({code} {})", clean(&lines.join(" "))),
+        None => String::new(),
+    }
+}
+
 fn verdict(out: &mut String, report: &Report) {
     let status = match (&report.error, &report.verification) {
         (Some(error), _) => format!("ERROR: {}", clean(&error.message)),
+        (None, _) if report.exit_code == 6 => "authentication FAILED".to_owned(),
+        (None, _) if report.exit_code == 7 => "envelope REJECTED".to_owned(),
+        (None, _) if report.command == "test-smtp" && report.exit_code == 0 => {
+            "every stage asked for succeeded".to_owned()
+        }
         (None, Some(v)) if v.verified => "certificate verified".to_owned(),
         (None, Some(_)) => "certificate obtained, verification FAILED".to_owned(),
         (None, None) => "no certificate".to_owned(),

@@ -18,6 +18,7 @@ use rustls_pki_types::ServerName;
 use super::command::Command;
 use super::reply::{ParseError, Reply, parse_reply};
 use super::transcript::{Direction, Transcript};
+use crate::secret::Secret;
 use crate::tls::explain::{HandshakeContext, handshake_error};
 use crate::tls::{HandshakeError, TlsFacts, handshake};
 
@@ -120,6 +121,8 @@ pub struct Session {
     pub transcript: Transcript,
     /// Every stage with its reply.
     pub stages: Vec<Stage>,
+    /// Forms of the user's secrets, scrubbed from anything the server sends back.
+    secrets: Vec<String>,
 }
 
 impl Session {
@@ -131,6 +134,7 @@ impl Session {
             timeout,
             transcript,
             stages: Vec::new(),
+            secrets: Vec::new(),
         }
     }
 
@@ -153,6 +157,27 @@ impl Session {
         let reply = self.read_reply(stage)?;
         self.record(stage, Some(shown), &reply);
         Ok(reply)
+    }
+
+    /// Sends one line whose wire form may carry a secret, and reads the reply. `shown` is what the
+    /// transcript and the stage record hold instead of `wire`.
+    pub fn exchange(
+        &mut self,
+        stage: &str,
+        wire: &Secret,
+        shown: &str,
+    ) -> Result<Reply, SessionError> {
+        let line = Secret::new(format!("{}\r\n", wire.expose()));
+        self.send(stage, shown, line.expose().as_bytes())?;
+        let reply = self.read_reply(stage)?;
+        self.record(stage, Some(shown.to_owned()), &reply);
+        Ok(reply)
+    }
+
+    /// Registers text that must never be shown or stored, even when the server echoes it back.
+    pub fn add_secret_forms(&mut self, forms: impl IntoIterator<Item = String>) {
+        self.secrets
+            .extend(forms.into_iter().filter(|f| !f.is_empty()));
     }
 
     /// Upgrades to TLS. After STARTTLS's 220, anything the server already sent is injected
@@ -256,8 +281,9 @@ impl Session {
         let deadline = Instant::now() + self.timeout;
         loop {
             match parse_reply(&self.buf) {
-                Ok(Some(parsed)) => {
+                Ok(Some(mut parsed)) => {
                     self.buf.drain(..parsed.consumed.min(self.buf.len()));
+                    self.scrub(&mut parsed.reply);
                     let tls = self.is_tls();
                     for line in parsed.reply.wire_lines() {
                         self.transcript.push(Direction::Received, tls, line);
@@ -346,6 +372,17 @@ impl Session {
             }
         }
         pending
+    }
+
+    /// Replaces every registered secret form in the reply's lines with `<redacted>`.
+    fn scrub(&self, reply: &mut Reply) {
+        for line in &mut reply.lines {
+            for secret in &self.secrets {
+                if line.contains(secret.as_str()) {
+                    *line = line.replace(secret.as_str(), "<redacted>");
+                }
+            }
+        }
     }
 
     fn record(&mut self, stage: &str, sent: Option<String>, reply: &Reply) {

@@ -1,0 +1,104 @@
+//! `smtptls get-cert`: probe, save the certificate, report.
+
+use std::io::{IsTerminal, Write};
+
+use rustls_pki_types::CertificateDer;
+
+use super::findings::build_report;
+use super::options::{probe_options, transcript};
+use super::{UsageError, print_report};
+use crate::cert::export::{self, Format};
+use crate::cli::{FormatArg, GetCertArgs};
+use crate::exit::Exit;
+use crate::probe::{self, Outcome};
+use crate::report::{ErrorInfo, OutputInfo, Report};
+
+/// `smtptls get-cert`.
+pub fn get_cert(args: &GetCertArgs) -> Result<Exit, UsageError> {
+    let format = match &args.output {
+        Some(path) => Some(
+            export::choose_format(path, args.format.map(format_of), args.chain)
+                .map_err(|e| UsageError(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let to_stdout = args.output.as_deref() == Some("-");
+    if to_stdout && args.conn.json {
+        return Err(UsageError(
+            "--json and -o - both write to stdout: write the certificate to a file".into(),
+        ));
+    }
+    let opts = probe_options(&args.server, &args.conn)?;
+    let outcome = probe::probe(&opts, transcript(&args.conn));
+    let mut report = build_report("get-cert", &opts, &outcome);
+    let chain = outcome
+        .findings
+        .captured
+        .as_ref()
+        .map(|c| c.chain.as_slice())
+        .unwrap_or_default();
+    if let (Some(path), Some(format)) = (&args.output, format) {
+        if !chain.is_empty() {
+            match write_certificates(path, chain, format, args.chain) {
+                Ok(info) => report.output = Some(info),
+                Err(message) => {
+                    report.error.get_or_insert(ErrorInfo {
+                        kind: "output".into(),
+                        message,
+                    });
+                }
+            }
+        }
+    }
+    let exit = exit_of(&report, &outcome);
+    report.exit_code = exit.code();
+    print_report(&report, args.conn.json, to_stdout);
+    Ok(exit)
+}
+fn exit_of(report: &Report, outcome: &Outcome) -> Exit {
+    if let Some(error) = &outcome.error {
+        return error.exit();
+    }
+    if report.error.is_some() {
+        return Exit::Usage;
+    }
+    match &report.verification {
+        Some(v) if v.verified => Exit::Ok,
+        _ => Exit::VerifyFailed,
+    }
+}
+fn format_of(arg: FormatArg) -> Format {
+    match arg {
+        FormatArg::Der => Format::Der,
+        FormatArg::Pem => Format::Pem,
+    }
+}
+fn write_certificates(
+    path: &str,
+    chain: &[CertificateDer<'static>],
+    format: Format,
+    all: bool,
+) -> Result<OutputInfo, String> {
+    let bytes = export::encode(chain, format, all).map_err(|e| e.to_string())?;
+    let written = if all { chain.len() } else { 1 };
+    if path == "-" {
+        let mut stdout = std::io::stdout().lock();
+        if format == Format::Der && stdout.is_terminal() {
+            return Err(
+                "refusing to write binary DER to a terminal: use --format pem or redirect stdout"
+                    .into(),
+            );
+        }
+        stdout
+            .write_all(&bytes)
+            .and_then(|()| stdout.flush())
+            .map_err(|e| format!("writing to stdout: {e}"))?;
+    } else {
+        std::fs::write(path, &bytes).map_err(|e| format!("could not write {path}: {e}"))?;
+    }
+    Ok(OutputInfo {
+        path: path.to_owned(),
+        format,
+        certificates_written: written,
+    })
+}
