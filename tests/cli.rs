@@ -156,6 +156,32 @@ fn an_output_file_that_cannot_be_written_exits_2() {
 }
 
 #[test]
+fn dash_output_takes_the_chain_and_der_too() {
+    let fx = Fixture::new();
+    let leaf = fx.pki.chain_leaf();
+    let server = FakeSmtp::builder().leaf(&leaf).start();
+
+    let chain = get_cert(
+        &server,
+        &args(&fx.trust_args(), &["-q", "--chain", "-o", "-"]),
+    );
+    let der = get_cert(
+        &server,
+        &args(&fx.trust_args(), &["-q", "--format", "der", "-o", "-"]),
+    );
+
+    chain.assert_code(0);
+    assert_eq!(pem_certificates(&chain.stdout), leaf.chain_der(), "{chain}");
+    der.assert_code(0);
+    assert_eq!(
+        der.stdout_bytes,
+        leaf.der(),
+        "raw DER into a pipe (not a terminal)\n{der}"
+    );
+    assert_eq!(server.finish().connections(), 2);
+}
+
+#[test]
 fn chain_with_der_format_is_a_usage_error_that_names_pem() {
     let fx = Fixture::new();
     let server = FakeSmtp::builder().expect_no_connection().start();
