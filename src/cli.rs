@@ -55,6 +55,17 @@ pub enum TlsChoice {
     Auto,
 }
 
+/// Trust stores for `--trust`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TrustArg {
+    /// Mozilla's root program (webpki-roots, built in).
+    Mozilla,
+    /// The operating system's store (e.g. /etc/ssl/certs; honours SSL_CERT_FILE / SSL_CERT_DIR).
+    System,
+    /// Both.
+    Both,
+}
+
 /// A TLS version to pin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TlsVersionArg {
@@ -118,9 +129,29 @@ pub struct ConnectionArgs {
     #[arg(long, default_value_t = 20, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
 
+    /// Which trust store to use besides --ca-file: Mozilla's roots, the system's, or both.
+    #[arg(long, value_enum, default_value_t = TrustArg::Mozilla, value_name = "STORE")]
+    pub trust: TrustArg,
+
+    /// Check the certificate against NAME instead of the SNI name (or SERVER).
+    #[arg(long, value_name = "NAME")]
+    pub verify_name: Option<String>,
+
+    /// Warn (exit 8) when any certificate sent expires within DAYS days.
+    #[arg(long, value_name = "DAYS")]
+    pub warn_days: Option<u32>,
+
+    /// Fail verification (exit 1) when any certificate sent expires within DAYS days.
+    #[arg(long, value_name = "DAYS")]
+    pub crit_days: Option<u32>,
+
     /// Print the report as one JSON object on stdout instead of text.
     #[arg(long)]
     pub json: bool,
+
+    /// Monitoring-plugin output: one status line with performance data; exit 0/1/2/3 for OK/WARNING/CRITICAL/UNKNOWN.
+    #[arg(long, conflicts_with = "json")]
+    pub nagios: bool,
 
     /// Do not show the transcript on stderr.
     #[arg(short, long)]

@@ -18,3 +18,4 @@ pub mod smtp;
 pub mod submit;
 pub mod target;
 pub mod tls;
+pub mod verdict;

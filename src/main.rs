@@ -7,5 +7,5 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = smtptls::cli::Cli::parse();
-    smtptls::app::run(cli).into()
+    ExitCode::from(smtptls::app::run(cli))
 }

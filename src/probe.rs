@@ -154,6 +154,23 @@ impl ProbeError {
         }
     }
 
+    /// Whether rustls ended the handshake because of the server's certificate itself.
+    pub fn is_certificate_rejection(&self) -> bool {
+        match self {
+            ProbeError::Session {
+                source: SessionError::Handshake { source, .. },
+                ..
+            } => matches!(
+                **source,
+                HandshakeError::Tls {
+                    error: rustls::Error::InvalidCertificate(_),
+                    ..
+                }
+            ),
+            _ => false,
+        }
+    }
+
     /// A short machine-readable name for the JSON report.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -5,12 +5,12 @@ use std::io::{IsTerminal, Write};
 use rustls_pki_types::CertificateDer;
 
 use super::findings::build_report;
-use super::options::{probe_options, transcript};
-use super::{UsageError, print_report};
+use super::options::{probe_options, thresholds, transcript};
+use super::{UsageError, certificate_exit, error_exit, print_report};
 use crate::cert::export::{self, Format};
 use crate::cli::{FormatArg, GetCertArgs};
 use crate::exit::Exit;
-use crate::probe::{self, Outcome};
+use crate::probe::{self, Outcome, ProbeError};
 use crate::report::{ErrorInfo, OutputInfo, Report};
 
 /// `smtptls get-cert`.
@@ -30,7 +30,10 @@ pub fn get_cert(args: &GetCertArgs) -> Result<Exit, UsageError> {
     }
     let opts = probe_options(&args.server, &args.conn)?;
     let outcome = probe::probe(&opts, transcript(&args.conn));
-    let mut report = build_report("get-cert", &opts, &outcome);
+    if let Some(ProbeError::Config(e)) = &outcome.error {
+        return Err(UsageError(e.to_string()));
+    }
+    let mut report = build_report("get-cert", &opts, &outcome, thresholds(&args.conn));
     let chain = outcome
         .findings
         .captured
@@ -52,21 +55,20 @@ pub fn get_cert(args: &GetCertArgs) -> Result<Exit, UsageError> {
     }
     let exit = exit_of(&report, &outcome);
     report.exit_code = exit.code();
-    print_report(&report, args.conn.json, to_stdout);
+    print_report(&report, &args.conn, to_stdout);
     Ok(exit)
 }
+/// A broken dialogue (3–5) first, then a file that could not be written (2), then the certificate.
 fn exit_of(report: &Report, outcome: &Outcome) -> Exit {
     if let Some(error) = &outcome.error {
-        return error.exit();
+        return error_exit(error, outcome.findings.captured.is_some());
     }
     if report.error.is_some() {
         return Exit::Usage;
     }
-    match &report.verification {
-        Some(v) if v.verified => Exit::Ok,
-        _ => Exit::VerifyFailed,
-    }
+    certificate_exit(report)
 }
+
 fn format_of(arg: FormatArg) -> Format {
     match arg {
         FormatArg::Der => Format::Der,

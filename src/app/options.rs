@@ -6,13 +6,14 @@ use std::time::Duration;
 use rustls_pki_types::ServerName;
 
 use super::UsageError;
-use crate::cli::{ConnectionArgs, TlsChoice, TlsVersionArg};
+use crate::cli::{ConnectionArgs, TlsChoice, TlsVersionArg, TrustArg};
 use crate::net::Family;
 use crate::probe::{ProbeOptions, QuitAfter, TlsMode};
 use crate::smtp::command::validate_domain;
 use crate::smtp::transcript::Transcript;
 use crate::target::{Host, Target};
-use crate::tls::{ClientSettings, TlsVersion};
+use crate::tls::{ClientSettings, TlsVersion, Trust};
+use crate::verdict::Thresholds;
 
 /// Turns the shared connection options into what the probe sees.
 pub fn probe_options(target: &Target, conn: &ConnectionArgs) -> Result<ProbeOptions, UsageError> {
@@ -62,6 +63,19 @@ pub fn probe_options(target: &Target, conn: &ConnectionArgs) -> Result<ProbeOpti
                 TlsVersionArg::V1_3 => TlsVersion::V1_3,
             }),
             send_sni,
+            trust: match conn.trust {
+                TrustArg::Mozilla => Trust::Mozilla,
+                TrustArg::System => Trust::System,
+                TrustArg::Both => Trust::Both,
+            },
+            verify_name: match &conn.verify_name {
+                Some(name) => Some(ServerName::try_from(name.clone()).map_err(|_| {
+                    UsageError(format!(
+                        "--verify-name {name:?} is not a valid DNS name or IP address"
+                    ))
+                })?),
+                None => None,
+            },
         },
         timeout: Duration::from_secs(conn.timeout),
         quit_after: QuitAfter::Tls,
@@ -84,4 +98,12 @@ pub(crate) fn transcript(conn: &ConnectionArgs) -> Transcript {
     Transcript::with_sink(Box::new(|entry| {
         let _ = writeln!(std::io::stderr().lock(), "{entry}");
     }))
+}
+
+/// The expiry thresholds of `--warn-days` / `--crit-days`.
+pub(crate) fn thresholds(conn: &ConnectionArgs) -> Thresholds {
+    Thresholds {
+        warn_days: conn.warn_days.map(i64::from),
+        crit_days: conn.crit_days.map(i64::from),
+    }
 }

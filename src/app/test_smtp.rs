@@ -1,11 +1,11 @@
 //! `smtptls test-smtp`: the shared probe, then AUTH and the envelope, reported stage by stage.
 
 use super::findings::build_report;
-use super::options::{probe_options, transcript};
-use super::{UsageError, print_report, secrets};
+use super::options::{probe_options, thresholds, transcript};
+use super::{UsageError, certificate_exit, error_exit, print_report, secrets};
 use crate::cli::{AuthArg, QuitAfterArg, TestSmtpArgs};
 use crate::exit::Exit;
-use crate::probe::{self, Outcome, QuitAfter};
+use crate::probe::{self, Outcome, ProbeError, QuitAfter};
 use crate::report::Report;
 use crate::smtp::auth::Mechanism;
 use crate::smtp::command::{Command, validate_address, validate_domain};
@@ -39,20 +39,23 @@ pub fn test_smtp(args: &TestSmtpArgs) -> Result<Exit, UsageError> {
     let outcome = probe::probe_with(&opts, transcript(&args.conn), |session, findings| {
         submit::run(session, findings, &submit_opts, &mut results)
     });
-    let mut report = build_report("test-smtp", &opts, &outcome);
+    if let Some(ProbeError::Config(e)) = &outcome.error {
+        return Err(UsageError(e.to_string()));
+    }
+    let mut report = build_report("test-smtp", &opts, &outcome, thresholds(&args.conn));
     report.auth = results.auth;
     report.envelope = results.envelope;
     let exit = exit_of(&report, &outcome, quit_after);
     report.exit_code = exit.code();
-    print_report(&report, args.conn.json, false);
+    print_report(&report, &args.conn, false);
     Ok(exit)
 }
 
 /// The worst outcome wins: a broken dialogue (3–5), then AUTH (6), then the envelope (7), then
-/// the certificate (1).
+/// the certificate (1, then 8).
 fn exit_of(report: &Report, outcome: &Outcome, quit_after: QuitAfter) -> Exit {
     if let Some(error) = &outcome.error {
-        return error.exit();
+        return error_exit(error, outcome.findings.captured.is_some());
     }
     if report.auth.as_ref().is_some_and(|a| {
         matches!(
@@ -76,8 +79,7 @@ fn exit_of(report: &Report, outcome: &Outcome, quit_after: QuitAfter) -> Exit {
         return Exit::Ok;
     }
     match &report.verification {
-        Some(v) if v.verified => Exit::Ok,
-        Some(_) => Exit::VerifyFailed,
+        Some(_) => certificate_exit(report),
         // STARTTLS was not offered and --allow-plaintext-auth let the test go on without TLS.
         None => Exit::Smtp,
     }

@@ -4,6 +4,7 @@
 //! The JSON form is a stable interface (see README.md, "JSON output"): fields are added, never
 //! renamed or removed, without bumping [`SCHEMA_VERSION`].
 
+pub mod nagios;
 pub mod text;
 
 use serde::Serialize;
@@ -14,6 +15,7 @@ use crate::smtp::session::Stage;
 use crate::smtp::transcript::Entry;
 use crate::submit::{AuthReport, EnvelopeReport};
 use crate::tls::TlsFacts;
+use crate::verdict::Verdict;
 
 /// The version of the JSON layout.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -37,8 +39,8 @@ pub struct Report {
     pub tls: Option<TlsFacts>,
     /// Each certificate the server sent, in the order sent.
     pub certificates: Vec<CertSummary>,
-    /// The verdict on the chain and the name.
-    pub verification: Option<Verification>,
+    /// The verdict on the chain and the name, every reason, and the expiry thresholds.
+    pub verification: Option<Verdict>,
     /// What was written, if anything (get-cert).
     pub output: Option<OutputInfo>,
     /// The AUTH finding (test-smtp).
@@ -70,25 +72,6 @@ pub struct TargetInfo {
     pub sni: Option<String>,
     /// The EHLO name used (`None` when the probe never got to send one).
     pub ehlo_name: Option<String>,
-}
-
-/// The verdict on the certificate the server presented.
-#[derive(Debug, Clone, Serialize)]
-pub struct Verification {
-    /// Chain trusted and name matches.
-    pub verified: bool,
-    /// Whether the chain leads to a trust anchor.
-    pub chain_trusted: bool,
-    /// Why not, in plain words.
-    pub chain_error: Option<String>,
-    /// The name the certificate was checked against.
-    pub name_checked: String,
-    /// Whether the certificate is valid for that name.
-    pub name_matches: bool,
-    /// Why not, in plain words.
-    pub name_error: Option<String>,
-    /// Whether the server stapled an OCSP response.
-    pub ocsp_stapled: bool,
 }
 
 /// The certificate file written.

@@ -7,6 +7,7 @@ use super::Report;
 use crate::probe::TlsMode;
 use crate::sanitize::for_terminal as clean;
 use crate::submit::StepResult;
+use crate::verdict::{ExpiryStatus, Severity};
 
 /// Renders the report for people.
 pub fn render(report: &Report) -> String {
@@ -131,22 +132,62 @@ fn verification(out: &mut String, report: &Report) {
         "Verification: {}",
         if v.verified { "OK" } else { "FAILED" }
     );
-    match &v.chain_error {
-        None => {
-            let _ = writeln!(out, "  chain:      trusted");
-        }
-        Some(why) => {
-            let _ = writeln!(out, "  chain:      NOT trusted: {}", clean(why));
-        }
+    let chain = if v.chain_trusted {
+        "trusted"
+    } else {
+        "NOT trusted"
+    };
+    let _ = writeln!(out, "  chain:      {chain}");
+    let matches = if v.name_matches {
+        "matches"
+    } else {
+        "does NOT match"
+    };
+    let _ = writeln!(out, "  name:       {} {matches}", clean(&v.name_checked));
+    for reason in &v.reasons {
+        let mark = match reason.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let _ = writeln!(
+            out,
+            "  {mark:<10}  {} [{}]",
+            clean(&reason.message),
+            reason.code
+        );
     }
-    match &v.name_error {
-        None => {
-            let _ = writeln!(out, "  name:       {} matches", clean(&v.name_checked));
-        }
-        Some(why) => {
-            let _ = writeln!(out, "  name:       MISMATCH: {}", clean(why));
-        }
+    if let Some(e) = &v.expiry {
+        let limits: Vec<String> = [("warn", e.warn_days), ("crit", e.crit_days)]
+            .iter()
+            .filter_map(|(n, d)| d.map(|d| format!("{n} at {d}")))
+            .collect();
+        let limits = if limits.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", limits.join(", "))
+        };
+        let status = match e.status {
+            ExpiryStatus::Ok => "ok",
+            ExpiryStatus::Warning => "WARNING",
+            ExpiryStatus::Critical => "CRITICAL",
+        };
+        let _ = writeln!(
+            out,
+            "  expiry:     {status}: first to expire is certificate {} ({}), {} days left{limits}",
+            e.certificate,
+            clean(&e.subject),
+            e.min_days_left
+        );
     }
+    let _ = writeln!(
+        out,
+        "  OCSP:       {}",
+        if v.ocsp_stapled {
+            "response stapled"
+        } else {
+            "no stapled response"
+        }
+    );
 }
 
 fn auth(out: &mut String, report: &Report) {
@@ -212,6 +253,9 @@ fn verdict(out: &mut String, report: &Report) {
         (None, _) if report.exit_code == 7 => "envelope REJECTED".to_owned(),
         (None, _) if report.command == "test-smtp" && report.exit_code == 0 => {
             "every stage asked for succeeded".to_owned()
+        }
+        (None, Some(_)) if report.exit_code == 8 => {
+            "certificate verified, but expires soon".to_owned()
         }
         (None, Some(v)) if v.verified => "certificate verified".to_owned(),
         (None, Some(_)) => "certificate obtained, verification FAILED".to_owned(),

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::{ClientConfig, RootCertStore};
-use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
 
 use super::verifier::CapturingVerifier;
 
@@ -19,6 +19,18 @@ pub enum TlsVersion {
     V1_3,
 }
 
+/// Which built-in trust stores to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Trust {
+    /// Mozilla's roots (webpki-roots).
+    #[default]
+    Mozilla,
+    /// The operating system's store (rustls-native-certs).
+    System,
+    /// Both.
+    Both,
+}
+
 /// What the client configuration is built from.
 #[derive(Debug, Clone, Default)]
 pub struct ClientSettings {
@@ -28,6 +40,10 @@ pub struct ClientSettings {
     pub version: Option<TlsVersion>,
     /// Whether to send SNI.
     pub send_sni: bool,
+    /// The built-in trust stores.
+    pub trust: Trust,
+    /// Check the certificate against this name instead of the one the connection presents.
+    pub verify_name: Option<ServerName<'static>>,
 }
 
 /// Why a client configuration could not be built.
@@ -41,6 +57,9 @@ pub enum ConfigError {
         /// What went wrong, in words.
         reason: String,
     },
+    /// The system trust store could not be read.
+    #[error("--trust system: the operating system's trust store could not be read: {0}")]
+    SystemStore(String),
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Rustls(#[from] rustls::Error),
@@ -53,7 +72,12 @@ pub fn build_client_config(
 ) -> Result<(Arc<ClientConfig>, Arc<CapturingVerifier>), ConfigError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if matches!(settings.trust, Trust::Mozilla | Trust::Both) {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    if matches!(settings.trust, Trust::System | Trust::Both) {
+        add_system_roots(&mut roots)?;
+    }
     let mut pinned = Vec::new();
     for path in &settings.ca_files {
         pinned.extend(add_ca_file(&mut roots, path)?);
@@ -61,6 +85,7 @@ pub fn build_client_config(
     let verifier = Arc::new(CapturingVerifier::new(
         Arc::new(roots),
         pinned,
+        settings.verify_name.clone(),
         provider.signature_verification_algorithms,
     ));
     let versions: &[&rustls::SupportedProtocolVersion] = match settings.version {
@@ -75,6 +100,21 @@ pub fn build_client_config(
         .with_no_client_auth();
     config.enable_sni = settings.send_sni;
     Ok((Arc::new(config), verifier))
+}
+
+/// Adds the operating system's trust anchors; an empty system store is an error, not a silent
+/// "nothing verifies".
+fn add_system_roots(roots: &mut RootCertStore) -> Result<(), ConfigError> {
+    let loaded = rustls_native_certs::load_native_certs();
+    let (added, _) = roots.add_parsable_certificates(loaded.certs);
+    if added == 0 {
+        let why = loaded
+            .errors
+            .first()
+            .map_or_else(|| "no certificates found".to_owned(), ToString::to_string);
+        return Err(ConfigError::SystemStore(why));
+    }
+    Ok(())
 }
 
 /// Adds the file's certificates as trust anchors and returns them.

@@ -7,6 +7,6 @@ pub mod explain;
 pub mod handshake;
 pub mod verifier;
 
-pub use config::{ClientSettings, TlsVersion, build_client_config};
+pub use config::{ClientSettings, TlsVersion, Trust, build_client_config};
 pub use handshake::{HandshakeError, TlsFacts, handshake};
 pub use verifier::{Captured, CapturingVerifier};

@@ -35,6 +35,9 @@ pub struct Captured {
     pub ocsp_stapled: bool,
     /// The time the checks were made against.
     pub now: UnixTime,
+    /// For each certificate of `chain`: whether its issuer is the subject of a trust anchor
+    /// (`None` when the certificate could not be parsed).
+    pub issuer_is_anchor: Vec<Option<bool>>,
 }
 
 /// A [`ServerCertVerifier`] that records the chain and both verdicts, and lets the handshake go on.
@@ -44,6 +47,8 @@ pub struct CapturingVerifier {
     /// Certificates the user named as trusted (`--ca-file`); a leaf among them is trusted as it
     /// is, the way `openssl s_client -CAfile` trusts a self-signed server certificate.
     pinned: Vec<CertificateDer<'static>>,
+    /// The name to check instead of the one the connection presents (`--verify-name`).
+    verify_name: Option<ServerName<'static>>,
     algorithms: WebPkiSupportedAlgorithms,
     captured: Mutex<Option<Captured>>,
 }
@@ -54,11 +59,13 @@ impl CapturingVerifier {
     pub fn new(
         roots: Arc<RootCertStore>,
         pinned: Vec<CertificateDer<'static>>,
+        verify_name: Option<ServerName<'static>>,
         algorithms: WebPkiSupportedAlgorithms,
     ) -> Self {
         Self {
             roots,
             pinned,
+            verify_name,
             algorithms,
             captured: Mutex::new(None),
         }
@@ -70,6 +77,17 @@ impl CapturingVerifier {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Whether `cert`'s issuer names one of the trust anchors.
+    fn issuer_is_anchor(&self, cert: &CertificateDer<'_>) -> Option<bool> {
+        let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+        let issuer = parsed.issuer().as_raw();
+        let contents = tlv_contents(issuer);
+        Some(self.roots.roots.iter().any(|anchor| {
+            let subject = anchor.subject.as_ref();
+            subject == issuer || Some(subject) == contents
+        }))
     }
 
     fn check(
@@ -112,12 +130,18 @@ impl ServerCertVerifier for CapturingVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
+        let server_name = self.verify_name.as_ref().unwrap_or(server_name);
         let (chain_result, name_result) = self.check(end_entity, intermediates, server_name, now);
         let chain = std::iter::once(end_entity)
             .chain(intermediates)
             .map(|cert| cert.clone().into_owned())
             .collect();
+        let issuer_is_anchor = std::iter::once(end_entity)
+            .chain(intermediates)
+            .map(|cert| self.issuer_is_anchor(cert))
+            .collect();
         let captured = Captured {
+            issuer_is_anchor,
             chain,
             chain_result,
             name_checked: server_name.to_str().into_owned(),
@@ -150,4 +174,15 @@ impl ServerCertVerifier for CapturingVerifier {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
     }
+}
+
+/// The contents of a DER TLV (what follows its tag and length), as webpki stores anchor subjects.
+fn tlv_contents(tlv: &[u8]) -> Option<&[u8]> {
+    let first = *tlv.get(1)?;
+    let header = if first < 0x80 {
+        2
+    } else {
+        2 + usize::from(first & 0x7f)
+    };
+    tlv.get(header..)
 }
