@@ -89,6 +89,16 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    smtptls_env(args, &[], None)
+}
+
+/// [`smtptls`], with these environment variables set (after the `SMTPTLS*` ones are removed) and,
+/// when given, these bytes on stdin (a pipe either way, never a terminal).
+pub fn smtptls_env<I, S>(args: I, env: &[(&str, &str)], stdin: Option<&[u8]>) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let args: Vec<String> = args
         .into_iter()
         .map(|a| a.as_ref().to_string_lossy().into_owned())
@@ -104,6 +114,10 @@ where
         }
     }
     cmd.env("NO_COLOR", "1").args(&args).timeout(RUN_LIMIT);
+    cmd.envs(env.iter().copied());
+    if let Some(bytes) = stdin {
+        cmd.write_stdin(bytes.to_vec());
+    }
     let started = Instant::now();
     let output = cmd.output().expect("run smtptls");
     let elapsed = started.elapsed();

@@ -18,6 +18,7 @@
 pub mod cli;
 pub mod pki;
 pub mod record;
+pub mod sasl;
 pub mod server;
 pub mod session;
 
