@@ -282,7 +282,8 @@ fn converse(
             "AUTH OAUTHBEARER <token redacted>".to_owned(),
         ),
     };
-    if let Some((_, blob)) = first.expose().rsplit_once(' ') {
+    // "AUTH MECHANISM INITIAL-RESPONSE": the initial response carries the credential (LOGIN has none).
+    if let Some(blob) = first.expose().splitn(3, ' ').nth(2) {
         session.add_secret_forms([blob.to_owned()]);
     }
     let mut reply = session

@@ -545,9 +545,6 @@ fn credentials_echoed_in_the_535_text_are_redacted_everywhere() {
 }
 
 #[test]
-#[ignore = "bug: src/submit.rs converse() logs `server challenge decoded: ...` without scrubbing \
-            the decoded text, so a challenge echoing the credentials shows the password in clear \
-            on stderr and in the JSON transcript"]
 fn credentials_echoed_inside_a_base64_challenge_are_not_shown_decoded() {
     let fx = Fixture::new();
     // A server that answers the initial response with a 334 challenge carrying it back decoded
@@ -627,8 +624,6 @@ fn auth_works_inside_implicit_tls() {
 }
 
 #[test]
-#[ignore = "bug: src/submit.rs converse() registers the last word of \"AUTH LOGIN\" (\"LOGIN\") as a \
-            secret form, so every later reply naming LOGIN shows \"<redacted>\" instead"]
 fn server_text_that_only_names_the_mechanism_is_not_redacted() {
     let fx = Fixture::new();
     let text = "5.7.8 AUTH LOGIN failed: bad user name or password";

@@ -375,14 +375,47 @@ impl Session {
     }
 
     /// Replaces every registered secret form in the reply's lines with `<redacted>`.
+    /// A word that decodes (base64) to text holding a secret is replaced whole, since a secret
+    /// encoded at an offset inside a longer message cannot be matched as text.
     fn scrub(&self, reply: &mut Reply) {
+        if self.secrets.is_empty() {
+            return;
+        }
         for line in &mut reply.lines {
             for secret in &self.secrets {
                 if line.contains(secret.as_str()) {
                     *line = line.replace(secret.as_str(), "<redacted>");
                 }
             }
+            if line.split_whitespace().any(|word| self.hides_secret(word)) {
+                *line = line
+                    .split(' ')
+                    .map(|word| {
+                        if self.hides_secret(word) {
+                            "<redacted>"
+                        } else {
+                            word
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ");
+            }
         }
+    }
+
+    /// Whether `word` is base64 of something that contains a registered secret.
+    fn hides_secret(&self, word: &str) -> bool {
+        use base64::Engine as _;
+        if word.len() < 8 {
+            return false;
+        }
+        let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(word) else {
+            return false;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        self.secrets
+            .iter()
+            .any(|secret| text.contains(secret.as_str()))
     }
 
     fn record(&mut self, stage: &str, sent: Option<String>, reply: &Reply) {
