@@ -407,6 +407,10 @@ fn address_report(address: &str, reply: &Reply) -> AddressReport {
     let message = match reply.code {
         530 if lower.contains("starttls") => Some("the server requires STARTTLS first".to_owned()),
         530 => Some("the server requires authentication first (give --user)".to_owned()),
+        _ if lower.contains("relay") => Some(
+            "relaying denied: the server does not accept mail for that domain from this client (authenticate, or it is not a local domain)"
+                .to_owned(),
+        ),
         550 | 551 | 553 => {
             Some("mailbox unavailable or not allowed (unknown user, or relaying denied)".to_owned())
         }
