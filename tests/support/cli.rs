@@ -89,6 +89,15 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    smtptls_with_env(args, &[])
+}
+
+/// [`smtptls`] with these environment variables set for the run (e.g. `SSL_CERT_FILE`).
+pub fn smtptls_with_env<I, S>(args: I, env: &[(&str, &OsStr)]) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let args: Vec<String> = args
         .into_iter()
         .map(|a| a.as_ref().to_string_lossy().into_owned())
@@ -104,6 +113,9 @@ where
         }
     }
     cmd.env("NO_COLOR", "1").args(&args).timeout(RUN_LIMIT);
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
     let started = Instant::now();
     let output = cmd.output().expect("run smtptls");
     let elapsed = started.elapsed();
