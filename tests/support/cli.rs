@@ -92,6 +92,20 @@ where
     smtptls_env(args, &[], None)
 }
 
+/// [`smtptls`] with these environment variables set for the run (e.g. `SSL_CERT_FILE`).
+pub fn smtptls_with_env<I, S>(args: I, env: &[(&str, &OsStr)]) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let owned: Vec<(&str, String)> = env
+        .iter()
+        .map(|(key, value)| (*key, value.to_string_lossy().into_owned()))
+        .collect();
+    let borrowed: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    smtptls_env(args, &borrowed, None)
+}
+
 /// [`smtptls`], with these environment variables set (after the `SMTPTLS*` ones are removed) and,
 /// when given, these bytes on stdin (a pipe either way, never a terminal).
 pub fn smtptls_env<I, S>(args: I, env: &[(&str, &str)], stdin: Option<&[u8]>) -> Run

@@ -4,15 +4,23 @@
 //! presents: a valid one for every loopback name, an expired one, a wrong-name one, one issued
 //! through an intermediate, and (without the CA) a self-signed one. Nothing here touches the
 //! network or a fixed file: the CA is written only where a test asks, for `--ca-file`.
+//!
+//! For chains with more shape, [`Ca`] is any issuing authority (a root, or an intermediate it
+//! signs, valid until a chosen date), [`leaf_params`] the usual leaf settings to adjust, and
+//! [`Leaf::followed_by`] chooses what the server sends after the leaf: nothing, the intermediate,
+//! or certificates out of order. [`ca_issuers_extension`] adds an Authority Information Access
+//! URI (text only: nothing ever fetches it).
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, date_time_ymd,
+    BasicConstraints, CertificateParams, CertifiedIssuer, CustomExtension, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, RsaKeySize, date_time_ymd,
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use time::OffsetDateTime;
 
 /// The names a [`TestPki::leaf`] is valid for: every way a test can reach loopback.
 pub const LOOPBACK_NAMES: &[&str] = &["localhost", "mx.smtptls.test", "127.0.0.1", "::1"];
@@ -21,12 +29,51 @@ pub const LOOPBACK_NAMES: &[&str] = &["localhost", "mx.smtptls.test", "127.0.0.1
 pub const WRONG_NAME: &str = "wrong-host.smtptls.test";
 
 /// A certificate chain as a server sends it (leaf first) and the leaf's private key.
+#[derive(Clone)]
 pub struct Leaf {
     chain: Vec<CertificateDer<'static>>,
     key_pkcs8: Vec<u8>,
+    signer: Option<Arc<dyn rustls::sign::SigningKey>>,
 }
 
 impl Leaf {
+    /// A leaf from its certificate (DER) and its private key (PKCS#8); the server sends the
+    /// certificate alone.
+    pub fn from_parts(cert_der: Vec<u8>, key_pkcs8: Vec<u8>) -> Self {
+        Self {
+            chain: vec![CertificateDer::from(cert_der)],
+            key_pkcs8,
+            signer: None,
+        }
+    }
+
+    /// The same leaf, with the server signing the handshake through `signer` instead of loading
+    /// the PKCS#8 key into rustls' provider (for keys aws-lc refuses, such as RSA-1024).
+    pub fn with_signer(mut self, signer: Arc<dyn rustls::sign::SigningKey>) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    /// The same leaf and key with its certificate replaced (e.g. re-signed by another library).
+    pub fn with_certificate(mut self, cert_der: Vec<u8>) -> Self {
+        self.chain[0] = CertificateDer::from(cert_der);
+        self
+    }
+
+    /// The handshake signer set by [`Leaf::with_signer`], if any.
+    pub fn signer(&self) -> Option<Arc<dyn rustls::sign::SigningKey>> {
+        self.signer.clone()
+    }
+
+    /// The same leaf, with the server sending exactly these certificates (DER) after it, in this
+    /// order: none to leave out an intermediate, or any order at all.
+    pub fn followed_by(mut self, certs: &[Vec<u8>]) -> Self {
+        self.chain.truncate(1);
+        self.chain
+            .extend(certs.iter().map(|der| CertificateDer::from(der.clone())));
+        self
+    }
+
     /// The leaf certificate, DER.
     pub fn der(&self) -> Vec<u8> {
         self.chain[0].to_vec()
@@ -64,9 +111,86 @@ impl Leaf {
     }
 }
 
+/// A certificate authority that issues certificates: a self-signed root, or an intermediate
+/// another [`Ca`] signed.
+pub struct Ca {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Ca {
+    /// A self-signed root CA, `CN=<common_name>`, with an ECDSA P-256 key.
+    pub fn root(common_name: &str) -> Self {
+        let issuer = CertifiedIssuer::self_signed(ca_params(common_name), key())
+            .expect("self-sign a test root CA");
+        Self { issuer }
+    }
+
+    /// A self-signed root CA with a 2048-bit RSA key (signing with sha256WithRSAEncryption).
+    pub fn rsa_root(common_name: &str) -> Self {
+        let key = KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048)
+            .expect("generate an RSA-2048 key");
+        let issuer = CertifiedIssuer::self_signed(ca_params(common_name), key)
+            .expect("self-sign an RSA test root CA");
+        Self { issuer }
+    }
+
+    /// An intermediate CA, `CN=<common_name>`, signed by this one and valid until `not_after`.
+    pub fn intermediate(&self, common_name: &str, not_after: OffsetDateTime) -> Ca {
+        let mut params = ca_params(common_name);
+        params.not_after = not_after;
+        let issuer = CertifiedIssuer::signed_by(params, key(), &self.issuer)
+            .expect("sign an intermediate CA");
+        Ca { issuer }
+    }
+
+    /// A certificate from `params` with a fresh ECDSA P-256 key, signed by this CA; the server
+    /// sends it alone (see [`Leaf::followed_by`]).
+    pub fn issue(&self, params: &CertificateParams) -> Leaf {
+        let key = key();
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("sign a test certificate");
+        Leaf::from_parts(cert.der().to_vec(), key.serialize_der())
+    }
+
+    /// A certificate from `params` for this public key (any key rcgen can describe, e.g. an
+    /// RSA-1024 SubjectPublicKeyInfo), signed by this CA.
+    pub fn issue_for_key(
+        &self,
+        params: &CertificateParams,
+        public_key: &impl rcgen::PublicKeyData,
+    ) -> Vec<u8> {
+        params
+            .signed_by(public_key, &self.issuer)
+            .expect("sign a test certificate")
+            .der()
+            .to_vec()
+    }
+
+    /// This CA's certificate, DER.
+    pub fn der(&self) -> Vec<u8> {
+        self.issuer.der().to_vec()
+    }
+
+    /// This CA's certificate, PEM.
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// This CA's private key, PKCS#8 DER (to sign with another library).
+    pub fn key_pkcs8(&self) -> Vec<u8> {
+        self.issuer.key().serialize_der()
+    }
+
+    /// Write this CA's certificate as PEM to `path` (for `--ca-file`).
+    pub fn write_pem(&self, path: &Path) {
+        fs::write(path, self.pem()).expect("write a test CA file");
+    }
+}
+
 /// A test certificate authority (self-signed root) that issues [`Leaf`]s.
 pub struct TestPki {
-    ca: CertifiedIssuer<'static, KeyPair>,
+    ca: Ca,
 }
 
 impl Default for TestPki {
@@ -78,14 +202,24 @@ impl Default for TestPki {
 impl TestPki {
     /// A fresh root CA, `CN=smtptls test root CA`.
     pub fn new() -> Self {
-        let ca = CertifiedIssuer::self_signed(ca_params("smtptls test root CA"), key())
-            .expect("self-sign the test root CA");
-        Self { ca }
+        Self::named("smtptls test root CA")
+    }
+
+    /// A fresh root CA, `CN=<common_name>` (to tell two test CAs apart).
+    pub fn named(common_name: &str) -> Self {
+        Self {
+            ca: Ca::root(common_name),
+        }
+    }
+
+    /// The root CA, to issue intermediates and certificates of any shape.
+    pub fn root(&self) -> &Ca {
+        &self.ca
     }
 
     /// The root CA certificate, DER.
     pub fn ca_der(&self) -> Vec<u8> {
-        self.ca.der().to_vec()
+        self.ca.der()
     }
 
     /// The root CA certificate, PEM: what `--ca-file` reads.
@@ -96,7 +230,7 @@ impl TestPki {
     /// Write the root CA as PEM to `dir/ca.pem` and return that path (for `--ca-file`).
     pub fn write_ca(&self, dir: &Path) -> PathBuf {
         let path = dir.join("ca.pem");
-        fs::write(&path, self.ca_pem()).expect("write the test CA file");
+        self.ca.write_pem(&path);
         path
     }
 
@@ -107,13 +241,7 @@ impl TestPki {
 
     /// A valid leaf for the given DNS names and IP addresses (the first is also the CN).
     pub fn leaf_for(&self, names: &[&str]) -> Leaf {
-        let params = leaf_params(names);
-        let key = key();
-        let cert = params.signed_by(&key, &self.ca).expect("sign a test leaf");
-        Leaf {
-            chain: vec![cert.der().clone()],
-            key_pkcs8: key.serialize_der(),
-        }
+        self.ca.issue(&leaf_params(names))
     }
 
     /// A leaf for [`LOOPBACK_NAMES`] that expired on 2021-01-01 (valid from 2020-01-01).
@@ -121,14 +249,22 @@ impl TestPki {
         let mut params = leaf_params(LOOPBACK_NAMES);
         params.not_before = date_time_ymd(2020, 1, 1);
         params.not_after = date_time_ymd(2021, 1, 1);
-        let key = key();
-        let cert = params
-            .signed_by(&key, &self.ca)
-            .expect("sign an expired leaf");
-        Leaf {
-            chain: vec![cert.der().clone()],
-            key_pkcs8: key.serialize_der(),
-        }
+        self.ca.issue(&params)
+    }
+
+    /// A leaf for [`LOOPBACK_NAMES`] valid for 60 more days, sent with its intermediate
+    /// (`CN=smtptls short-lived intermediate CA`), which expires in `days` days and 1 hour: its
+    /// `days_left` is `days` for the whole test, and it expires first.
+    pub fn short_lived_intermediate_leaf(&self, days: i64) -> Leaf {
+        let intermediate = self.ca.intermediate(
+            "smtptls short-lived intermediate CA",
+            days_from_now(days, 1),
+        );
+        let mut params = leaf_params(LOOPBACK_NAMES);
+        params.not_after = days_from_now(60, 1);
+        intermediate
+            .issue(&params)
+            .followed_by(&[intermediate.der()])
     }
 
     /// A valid, trusted leaf for [`WRONG_NAME`] only: the name check must fail.
@@ -139,17 +275,12 @@ impl TestPki {
     /// A leaf for [`LOOPBACK_NAMES`] issued by an intermediate CA that the root issued; the
     /// chain is `[leaf, intermediate]`, the order a server sends it.
     pub fn chain_leaf(&self) -> Leaf {
-        let intermediate =
-            CertifiedIssuer::signed_by(ca_params("smtptls test intermediate CA"), key(), &self.ca)
-                .expect("sign the intermediate CA");
-        let key = key();
-        let leaf = leaf_params(LOOPBACK_NAMES)
-            .signed_by(&key, &intermediate)
-            .expect("sign a leaf with the intermediate");
-        Leaf {
-            chain: vec![leaf.der().clone(), intermediate.der().clone()],
-            key_pkcs8: key.serialize_der(),
-        }
+        let intermediate = self
+            .ca
+            .intermediate("smtptls test intermediate CA", date_time_ymd(2099, 1, 1));
+        intermediate
+            .issue(&leaf_params(LOOPBACK_NAMES))
+            .followed_by(&[intermediate.der()])
     }
 }
 
@@ -159,10 +290,42 @@ pub fn self_signed_leaf() -> Leaf {
     let cert = leaf_params(LOOPBACK_NAMES)
         .self_signed(&key)
         .expect("self-sign a leaf");
-    Leaf {
-        chain: vec![cert.der().clone()],
-        key_pkcs8: key.serialize_der(),
+    Leaf::from_parts(cert.der().to_vec(), key.serialize_der())
+}
+
+/// `now` moved by `days` whole days (negative: in the past) and `hours` hours, for validity
+/// dates relative to the test run.
+pub fn days_from_now(days: i64, hours: i64) -> OffsetDateTime {
+    OffsetDateTime::now_utc() + time::Duration::days(days) + time::Duration::hours(hours)
+}
+
+/// An Authority Information Access extension (RFC 5280 §4.2.2.1, OID 1.3.6.1.5.5.7.1.1) whose
+/// one access description is caIssuers (1.3.6.1.5.5.7.48.2) at this URI.
+pub fn ca_issuers_extension(uri: &str) -> CustomExtension {
+    const CA_ISSUERS: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x02];
+    let method = der_tlv(0x06, CA_ISSUERS);
+    let location = der_tlv(0x86, uri.as_bytes()); // [6] IMPLICIT IA5String: uniformResourceIdentifier
+    let description = der_tlv(0x30, &[method, location].concat());
+    CustomExtension::from_oid_content(&[1, 3, 6, 1, 5, 5, 7, 1, 1], der_tlv(0x30, &description))
+}
+
+/// One DER tag-length-value.
+fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let len = content.len();
+    let mut out = vec![tag];
+    if len < 0x80 {
+        out.push(u8::try_from(len).expect("short length"));
+    } else {
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | u8::try_from(bytes.len()).expect("length of length"));
+        out.extend(bytes);
     }
+    out.extend_from_slice(content);
+    out
 }
 
 /// PEM-encode one certificate the way every tool writes it.
@@ -199,7 +362,9 @@ fn ca_params(common_name: &str) -> CertificateParams {
     params
 }
 
-fn leaf_params(names: &[&str]) -> CertificateParams {
+/// The settings of a [`TestPki::leaf`] for these names (the first is also the CN), valid
+/// 2020–2099: adjust them, then [`Ca::issue`].
+pub fn leaf_params(names: &[&str]) -> CertificateParams {
     let sans: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
     let mut params = CertificateParams::new(sans).expect("valid subject alternative names");
     params.distinguished_name = rcgen::DistinguishedName::new();

@@ -20,6 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::{CertifiedKey, SigningKey};
 use rustls::{ServerConfig, SupportedProtocolVersion};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -51,6 +53,7 @@ pub struct FakeSmtpBuilder {
     starttls_reply: Vec<String>,
     inject_after_starttls: Vec<u8>,
     cert: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    signer: Option<Arc<dyn SigningKey>>,
     tls_versions: Vec<&'static SupportedProtocolVersion>,
     handlers: HashMap<String, Handler>,
     expect: Expect,
@@ -76,6 +79,7 @@ impl Default for FakeSmtpBuilder {
             starttls_reply: vec!["220 2.0.0 Ready to start TLS".to_owned()],
             inject_after_starttls: Vec::new(),
             cert: None,
+            signer: None,
             tls_versions: vec![&rustls::version::TLS13, &rustls::version::TLS12],
             handlers: HashMap::new(),
             expect: Expect::AtLeastOneConnection,
@@ -141,12 +145,15 @@ impl FakeSmtpBuilder {
         key: PrivateKeyDer<'static>,
     ) -> Self {
         self.cert = Some((chain, key));
+        self.signer = None;
         self
     }
 
-    /// Present this test leaf (and its chain).
+    /// Present this test leaf (and its chain), signing with its own signer if it has one.
     pub fn leaf(self, leaf: &Leaf) -> Self {
-        self.cert_chain(leaf.chain(), leaf.key())
+        let mut builder = self.cert_chain(leaf.chain(), leaf.key());
+        builder.signer = leaf.signer();
+        builder
     }
 
     /// The TLS versions the server accepts (default 1.3 and 1.2).
@@ -332,10 +339,18 @@ impl FakeSmtpBuilder {
             }
         };
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let tls = ServerConfig::builder_with_provider(provider)
+        let builder = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&b.tls_versions)
-            .and_then(|c| c.with_no_client_auth().with_single_cert(chain, key))
-            .map_err(io::Error::other)?;
+            .map_err(io::Error::other)?
+            .with_no_client_auth();
+        let tls = match b.signer {
+            Some(signer) => builder.with_cert_resolver(Arc::new(FixedCert(Arc::new(
+                CertifiedKey::new(chain, signer),
+            )))),
+            None => builder
+                .with_single_cert(chain, key)
+                .map_err(io::Error::other)?,
+        };
         let ehlo_tls_extensions = b.ehlo_tls_extensions.unwrap_or_else(|| {
             b.ehlo_extensions
                 .iter()
@@ -354,6 +369,16 @@ impl FakeSmtpBuilder {
             handlers: b.handlers,
             tls: Arc::new(tls),
         })
+    }
+}
+
+/// Always the same certificate and signer (for a key rustls' provider cannot load).
+#[derive(Debug)]
+struct FixedCert(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for FixedCert {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(&self.0))
     }
 }
 
