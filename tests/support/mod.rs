@@ -16,6 +16,7 @@
 )]
 
 pub mod cli;
+pub mod dns;
 pub mod pki;
 pub mod record;
 pub mod sasl;
