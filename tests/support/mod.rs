@@ -1,6 +1,6 @@
 //! Shared support for the end-to-end tests: a fake SMTP server that speaks real TLS
 //! ([`server`], with [`session`] for the dialogue and [`record`] for what it saw), a test PKI that issues its certificates ([`pki`]), and helpers that run the
-//! binary and check its JSON ([`cli`], [`verdict`]). Each test binary compiles this module with
+//! binary and check its JSON ([`cli`], [`verdict`]), and an in-process DNS server ([`dns`]). Each test binary compiles this module with
 //! `mod support;` and uses what it needs. [`legacy`] makes the weak certificates (RSA-1024,
 //! SHA-1) that aws-lc will not.
 #![allow(
@@ -17,6 +17,7 @@
 )]
 
 pub mod cli;
+pub mod dns;
 pub mod legacy;
 pub mod pki;
 pub mod record;
