@@ -23,6 +23,16 @@ Examples:
 
 No message is ever sent: DATA is never issued; the envelope ends with RSET and QUIT.";
 
+const CHECK_EXAMPLES: &str = "\
+Examples:
+  smtptls check example.com
+  smtptls check example.com example.org --json
+  smtptls check example.com --warn-days 21 --nagios
+  smtptls check example.com --resolver 127.0.0.1 --concurrency 8
+
+Each MX host is verified against its own name on port 25 (--port overrides); --sni, --no-sni and
+--verify-name do not apply.";
+
 /// Tell the truth about an SMTP server's TLS: STARTTLS or implicit TLS, the certificate chain it
 /// presents, and whether that chain verifies.
 #[derive(Debug, Parser)]
@@ -42,6 +52,9 @@ pub enum Commands {
     /// Connect, upgrade to TLS, then test AUTH and the envelope (MAIL FROM, RCPT TO) — never DATA.
     #[command(after_help = TEST_SMTP_EXAMPLES)]
     TestSmtp(TestSmtpArgs),
+    /// Is inbound mail to DOMAIN protected? Every MX, every address, STARTTLS, DANE, MTA-STS, TLS-RPT.
+    #[command(after_help = CHECK_EXAMPLES)]
+    Check(CheckArgs),
 }
 
 /// How TLS starts.
@@ -275,6 +288,30 @@ pub struct TestSmtpArgs {
     /// Stop after this stage [default: the last stage the other options ask for].
     #[arg(long, value_enum, value_name = "STAGE")]
     pub quit_after: Option<QuitAfterArg>,
+}
+
+/// `smtptls check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The mail domains to check.
+    #[arg(value_name = "DOMAIN", required = true)]
+    pub domains: Vec<String>,
+
+    /// Shared connection options (--port defaults to 25 here).
+    #[command(flatten)]
+    pub conn: ConnectionArgs,
+
+    /// How many addresses to probe at once.
+    #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+
+    /// The DNS server to ask [default: the system's resolver configuration].
+    #[arg(long, value_name = "IP[:PORT]")]
+    pub resolver: Option<String>,
+
+    /// The HTTPS port of the MTA-STS policy host (tests only).
+    #[arg(long, hide = true, default_value_t = 443)]
+    pub mta_sts_port: u16,
 }
 
 #[cfg(test)]

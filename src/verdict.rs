@@ -343,7 +343,8 @@ fn validity_reasons(certs: &[Option<CertSummary>], chain_failed: bool, reasons: 
             format!("certificate {i} (\"{}\")", cert.subject)
         };
         if cert.days_left < 0 {
-            let days = -cert.days_left;
+            // Whole days gone since not_after (days_left rounds the other way).
+            let days = cert.seconds_left.saturating_neg().div_euclid(86_400);
             let unit = if days == 1 { "day" } else { "days" };
             reasons.push(Reason {
                 code: "expired",

@@ -65,7 +65,6 @@ fn days_ago(message: &str) -> Option<u64> {
 }
 
 #[test]
-#[ignore = "bug: the expired reason rounds the age up (3.5 days: \"expired 4 days ago\") while chain_error says 3"]
 fn the_expired_age_counts_whole_days_gone_and_agrees_with_chain_error() {
     let fx = Fixture::new();
     let mut params = leaf_params(LOOPBACK_NAMES);
@@ -459,7 +458,6 @@ fn nagios_usage_error_is_unknown() {
 }
 
 #[test]
-#[ignore = "bug: a usage error's UNKNOWN line lacks the host:port every status line starts with"]
 fn nagios_usage_error_line_names_the_target() {
     let fx = Fixture::new();
     let server = FakeSmtp::builder().expect_no_connection().start();
@@ -473,7 +471,6 @@ fn nagios_usage_error_line_names_the_target() {
 }
 
 #[test]
-#[ignore = "bug: with --nagios, a value clap rejects exits 2 (CRITICAL to a monitor) with no status line"]
 fn nagios_option_errors_are_unknown_too() {
     for bad in [&["--warn-days", "soon"][..], &["--tls", "maybe"]] {
         let mut all = vec!["get-cert", "127.0.0.1:1", "--nagios"];
@@ -488,8 +485,10 @@ fn nagios_option_errors_are_unknown_too() {
 fn nagios_and_json_together_are_refused() {
     let run = smtptls(["get-cert", "127.0.0.1:1", "--nagios", "--json"]);
 
-    assert_ne!(run.code, 0, "{run}");
-    assert!(run.stdout.is_empty(), "no report\n{run}");
+    // Refused like any other option clash under --nagios: UNKNOWN, one status line, no report.
+    run.assert_code(3);
+    assert!(nagios_line(&run).starts_with("SMTPTLS UNKNOWN - "), "{run}");
+    assert_eq!(run.stdout.lines().count(), 1, "only the status line\n{run}");
     assert!(
         run.stderr.contains("--json") && run.stderr.contains("--nagios"),
         "{run}"

@@ -1,6 +1,7 @@
 //! One function per subcommand: command-line arguments → probe options → probe → files →
 //! report. This is the one place that knows both the command line and the filesystem.
 
+mod check;
 mod findings;
 mod get_cert;
 mod options;
@@ -25,16 +26,18 @@ pub struct UsageError(String);
 /// Runs the parsed command line and returns the process exit status: an [`Exit`] code, or its
 /// monitoring-plugin status with `--nagios`.
 pub fn run(cli: Cli) -> u8 {
+    let label = target_label(&cli.command);
     let (result, nagios) = match cli.command {
         Commands::GetCert(args) => (get_cert(&args), args.conn.nagios),
         Commands::TestSmtp(args) => (test_smtp(&args), args.conn.nagios),
+        Commands::Check(args) => (check::check(&args), args.conn.nagios),
     };
     match result {
         Ok(exit) if nagios => exit.nagios_code(),
         Ok(exit) => exit.code(),
         Err(err) => {
             if nagios {
-                println!("SMTPTLS UNKNOWN - {err}");
+                println!("SMTPTLS UNKNOWN - {label}: {err}");
             }
             eprintln!("smtptls: error: {err}");
             if nagios {
@@ -44,6 +47,40 @@ pub fn run(cli: Cli) -> u8 {
             }
         }
     }
+}
+
+/// What a status line names: `host:port` as probed, or the domains checked.
+fn target_label(command: &Commands) -> String {
+    let server = |target: &crate::target::Target, conn: &ConnectionArgs, default: u16| {
+        format!(
+            "{}:{}",
+            target.host,
+            target.port.or(conn.port).unwrap_or(default)
+        )
+    };
+    match command {
+        Commands::GetCert(args) => server(&args.server, &args.conn, 587),
+        Commands::TestSmtp(args) => server(&args.server, &args.conn, 587),
+        Commands::Check(args) => args.domains.join(", "),
+    }
+}
+
+/// A command line clap refused, with `--nagios` among the arguments: monitoring must see UNKNOWN
+/// (3) and a status line, not clap's usage status 2, which it would read as CRITICAL.
+pub fn nagios_usage_error(error: &clap::Error) -> u8 {
+    let first = error
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_owned();
+    println!(
+        "SMTPTLS UNKNOWN - {}",
+        crate::sanitize::for_terminal(&first)
+    );
+    let _ = error.print();
+    Exit::Usage.nagios_code()
 }
 
 /// Where the report goes.

@@ -40,6 +40,10 @@ pub struct CertSummary {
     /// Whole days from `now` to `not_after`, rounded toward negative infinity: expires in 12 h
     /// gives 0, expired one second ago gives -1. Negative exactly when the certificate has expired.
     pub days_left: i64,
+    /// Seconds from `now` to `not_after` (negative once expired), for exact wording; not part of
+    /// the JSON report.
+    #[serde(skip)]
+    pub seconds_left: i64,
     /// `now` is before `not_before`.
     pub not_yet_valid: bool,
     /// Whole days from `now` to `not_before`, rounded toward negative infinity (0 when it starts
@@ -109,6 +113,7 @@ pub fn summarize(der: &[u8], now: SystemTime) -> Result<CertSummary, CertError> 
         not_before: rfc3339(not_before),
         not_after: rfc3339(not_after),
         days_left: not_after.saturating_sub(now).div_euclid(SECONDS_PER_DAY),
+        seconds_left: not_after.saturating_sub(now),
         not_yet_valid: now < not_before,
         days_until_valid: not_before.saturating_sub(now).div_euclid(SECONDS_PER_DAY),
         serial: serial_hex(cert.raw_serial()),
@@ -500,6 +505,7 @@ mod tests {
             not_before: "2026-01-02T03:04:05Z".to_owned(),
             not_after: "2026-04-02T03:04:05Z".to_owned(),
             days_left: 89,
+            seconds_left: 89 * DAY + HOUR,
             not_yet_valid: false,
             days_until_valid: -1,
             serial: "01:A2:B3".to_owned(),
@@ -526,6 +532,7 @@ mod tests {
             not_before: "2026-01-02T03:04:05Z".to_owned(),
             not_after: "2026-04-02T03:04:05Z".to_owned(),
             days_left: 90,
+            seconds_left: NOT_AFTER - NOT_BEFORE,
             not_yet_valid: false,
             days_until_valid: 0,
             // DER adds a 00 sign byte before 8F; OpenSSL does not print it.

@@ -4,6 +4,7 @@
 //! The JSON form is a stable interface (see README.md, "JSON output"): fields are added, never
 //! renamed or removed, without bumping [`SCHEMA_VERSION`].
 
+pub mod check;
 pub mod nagios;
 pub mod text;
 
