@@ -12,7 +12,9 @@ Examples:
   smtptls get-cert smtp.gmail.com --domain example.com -o gmail.cer
   smtptls get-cert mail.example.com:25 --chain -o mx-chain.pem
   smtptls get-cert smtp.example.com --port 465 -o - | openssl x509 -noout -text
-  smtptls get-cert 192.0.2.10:25 --sni mx.example.com --ca-file internal-ca.pem --json";
+  smtptls get-cert 192.0.2.10:25 --sni mx.example.com --ca-file internal-ca.pem --json
+  smtptls get-cert --targets relays.txt --concurrency 32 --json > results.jsonl
+  smtptls get-cert --targets relays.txt -o certs/ --warn-days 21";
 
 const TEST_SMTP_EXAMPLES: &str = "\
 Examples:
@@ -29,6 +31,7 @@ Examples:
   smtptls check example.com example.org --json
   smtptls check example.com --warn-days 21 --nagios
   smtptls check example.com --resolver 127.0.0.1 --concurrency 8
+  smtptls check --targets domains.txt --json > domains.jsonl
 
 Each MX host is verified against its own name on port 25 (--port overrides); --sni, --no-sni and
 --verify-name do not apply.";
@@ -55,6 +58,23 @@ pub enum Commands {
     /// Is inbound mail to DOMAIN protected? Every MX, every address, STARTTLS, DANE, MTA-STS, TLS-RPT.
     #[command(after_help = CHECK_EXAMPLES)]
     Check(CheckArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Example:\n  smtptls completions bash > ~/.local/share/bash-completion/completions/smtptls"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, or write one page per subcommand into a folder.
+    #[command(
+        after_help = "Examples:\n  smtptls man | man -l -\n  smtptls man --out-dir /usr/local/share/man/man1"
+    )]
+    Man {
+        /// Write smtptls.1 and smtptls-SUBCOMMAND.1 into this folder instead of printing smtptls.1.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 /// How TLS starts.
@@ -175,14 +195,26 @@ pub struct ConnectionArgs {
 #[derive(Debug, Args)]
 pub struct GetCertArgs {
     /// The server: a host name, an IPv4 address or a bracketed IPv6 address, optionally with :PORT.
-    #[arg(value_name = "SERVER")]
-    pub server: Target,
+    #[arg(
+        value_name = "SERVER",
+        required_unless_present = "targets",
+        conflicts_with = "targets"
+    )]
+    pub server: Option<Target>,
 
     /// Shared connection options.
     #[command(flatten)]
     pub conn: ConnectionArgs,
 
-    /// Write the certificate to FILE ("-" for stdout). Without it only the report is printed.
+    /// Probe every target listed in FILE ("-": stdin), one host[:port] a line, `#` comments.
+    #[arg(long, value_name = "FILE")]
+    pub targets: Option<String>,
+
+    /// With --targets: how many targets to probe at once.
+    #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+
+    /// Write the certificate to FILE ("-" for stdout); with --targets, a folder that gets one file per target.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<String>,
 
@@ -294,8 +326,16 @@ pub struct TestSmtpArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The mail domains to check.
-    #[arg(value_name = "DOMAIN", required = true)]
+    #[arg(
+        value_name = "DOMAIN",
+        required_unless_present = "targets",
+        conflicts_with = "targets"
+    )]
     pub domains: Vec<String>,
+
+    /// Check every domain listed in FILE ("-": stdin), one a line, `#` comments; with --json, one JSON object a line.
+    #[arg(long, value_name = "FILE")]
+    pub targets: Option<String>,
 
     /// Shared connection options (--port defaults to 25 here).
     #[command(flatten)]

@@ -3,8 +3,7 @@
 //! report as get-cert — then one verdict per domain and the worst exit status over all.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustls_pki_types::ServerName;
@@ -12,7 +11,7 @@ use serde::Serialize;
 
 use super::findings::build_report;
 use super::options::{probe_options, thresholds};
-use super::{UsageError, certificate_exit, error_exit};
+use super::{UsageError, certificate_exit, error_exit, pool};
 use crate::check::dns::{Dns, MxLookup, TlsaLookup};
 use crate::check::mta_sts::{self, FetchSettings, Mode};
 use crate::check::{
@@ -86,9 +85,12 @@ pub fn check(args: &CheckArgs) -> Result<Exit, UsageError> {
             .map_err(|e| UsageError(e.to_string()))?,
     );
     let port = args.conn.port.unwrap_or(25);
-    let plans = run_pool(&domains, usize::from(args.concurrency), |domain| {
-        plan(domain, &dns, args, port)
-    });
+    let plans = pool::run(
+        &domains,
+        usize::from(args.concurrency),
+        |domain| plan(domain, &dns, args, port),
+        |_| {},
+    );
     let template = probe_options(
         &Target {
             host: Host::Name("localhost".into()),
@@ -97,9 +99,14 @@ pub fn check(args: &CheckArgs) -> Result<Exit, UsageError> {
         &args.conn,
     )?;
     let jobs = jobs(&plans, &template);
-    let outcomes = run_pool(&jobs, usize::from(args.concurrency), |job| {
-        probe::probe(&job.opts, Transcript::default())
-    });
+    let bar = pool::progress(jobs.len(), "addresses probed");
+    let outcomes = pool::run(
+        &jobs,
+        usize::from(args.concurrency),
+        |job| probe::probe(&job.opts, Transcript::default()),
+        |_| bar.inc(1),
+    );
+    bar.finish_and_clear();
     let reports = assemble(plans, &jobs, outcomes, args);
     let exit = reports.iter().fold(Exit::Ok, |acc, d| {
         worse(acc, Exit::from_code(d.exit_code).unwrap_or(Exit::Usage))
@@ -121,34 +128,6 @@ pub fn check(args: &CheckArgs) -> Result<Exit, UsageError> {
         print!("{}", crate::report::check::render(&report.domains, exit));
     }
     Ok(exit)
-}
-
-/// Runs `work` over `items` on at most `concurrency` threads; results in the order of `items`.
-fn run_pool<T: Sync, R: Send>(
-    items: &[T],
-    concurrency: usize,
-    work: impl Fn(&T) -> R + Sync,
-) -> Vec<R> {
-    let next = AtomicUsize::new(0);
-    let results: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..concurrency.clamp(1, items.len().max(1)) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let result = work(item);
-                    if let Some(slot) = results.get(i) {
-                        *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
-                    }
-                }
-            });
-        }
-    });
-    results
-        .into_iter()
-        .filter_map(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner))
-        .collect()
 }
 
 fn domain_name(text: &str) -> Result<String, UsageError> {

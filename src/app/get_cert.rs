@@ -12,14 +12,20 @@ use crate::cli::{FormatArg, GetCertArgs};
 use crate::exit::Exit;
 use crate::probe::{self, Outcome, ProbeError};
 use crate::report::{ErrorInfo, OutputInfo, Report};
+use crate::smtp::transcript::Transcript;
+use crate::target::Target;
 
 /// `smtptls get-cert`.
 pub fn get_cert(args: &GetCertArgs) -> Result<Exit, UsageError> {
-    let format = match &args.output {
-        Some(path) => Some(
-            export::choose_format(path, args.format.map(format_of), args.chain)
-                .map_err(|e| UsageError(e.to_string()))?,
-        ),
+    if let Some(file) = &args.targets {
+        return super::many::get_cert_many(args, file);
+    }
+    let server = args
+        .server
+        .as_ref()
+        .ok_or_else(|| UsageError("give a SERVER, or --targets FILE".into()))?;
+    let output = match &args.output {
+        Some(path) => Some((path.clone(), output_format(args, path)?)),
         None => None,
     };
     let to_stdout = args.output.as_deref() == Some("-");
@@ -28,8 +34,27 @@ pub fn get_cert(args: &GetCertArgs) -> Result<Exit, UsageError> {
             "--json and -o - both write to stdout: write the certificate to a file".into(),
         ));
     }
-    let opts = probe_options(&args.server, &args.conn)?;
-    let outcome = probe::probe(&opts, transcript(&args.conn));
+    let (report, exit) = probe_one(server, args, output.as_ref(), transcript(&args.conn))?;
+    print_report(&report, &args.conn, to_stdout);
+    Ok(exit)
+}
+
+/// The format for the certificate file at `path`.
+pub(crate) fn output_format(args: &GetCertArgs, path: &str) -> Result<Format, UsageError> {
+    export::choose_format(path, args.format.map(format_of), args.chain)
+        .map_err(|e| UsageError(e.to_string()))
+}
+
+/// Probes one server, writes its certificate to `output` (path and format) if asked, and returns
+/// the report with its exit status filled in.
+pub(crate) fn probe_one(
+    server: &Target,
+    args: &GetCertArgs,
+    output: Option<&(String, Format)>,
+    transcript: Transcript,
+) -> Result<(Report, Exit), UsageError> {
+    let opts = probe_options(server, &args.conn)?;
+    let outcome = probe::probe(&opts, transcript);
     if let Some(ProbeError::Config(e)) = &outcome.error {
         return Err(UsageError(e.to_string()));
     }
@@ -40,24 +65,22 @@ pub fn get_cert(args: &GetCertArgs) -> Result<Exit, UsageError> {
         .as_ref()
         .map(|c| c.chain.as_slice())
         .unwrap_or_default();
-    if let (Some(path), Some(format)) = (&args.output, format) {
-        if !chain.is_empty() {
-            match write_certificates(path, chain, format, args.chain) {
-                Ok(info) => report.output = Some(info),
-                Err(message) => {
-                    report.error.get_or_insert(ErrorInfo {
-                        kind: "output".into(),
-                        message,
-                    });
-                }
+    if let (Some((path, format)), false) = (output, chain.is_empty()) {
+        match write_certificates(path, chain, *format, args.chain) {
+            Ok(info) => report.output = Some(info),
+            Err(message) => {
+                report.error.get_or_insert(ErrorInfo {
+                    kind: "output".into(),
+                    message,
+                });
             }
         }
     }
     let exit = exit_of(&report, &outcome);
     report.exit_code = exit.code();
-    print_report(&report, &args.conn, to_stdout);
-    Ok(exit)
+    Ok((report, exit))
 }
+
 /// A broken dialogue (3–5) first, then a file that could not be written (2), then the certificate.
 fn exit_of(report: &Report, outcome: &Outcome) -> Exit {
     if let Some(error) = &outcome.error {

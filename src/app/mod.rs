@@ -2,9 +2,12 @@
 //! report. This is the one place that knows both the command line and the filesystem.
 
 mod check;
+mod docs;
 mod findings;
 mod get_cert;
+mod many;
 mod options;
+mod pool;
 mod secrets;
 mod test_smtp;
 
@@ -31,6 +34,8 @@ pub fn run(cli: Cli) -> u8 {
         Commands::GetCert(args) => (get_cert(&args), args.conn.nagios),
         Commands::TestSmtp(args) => (test_smtp(&args), args.conn.nagios),
         Commands::Check(args) => (check::check(&args), args.conn.nagios),
+        Commands::Completions { shell } => (docs::completions(shell), false),
+        Commands::Man { out_dir } => (docs::man(out_dir.as_deref()), false),
     };
     match result {
         Ok(exit) if nagios => exit.nagios_code(),
@@ -51,17 +56,17 @@ pub fn run(cli: Cli) -> u8 {
 
 /// What a status line names: `host:port` as probed, or the domains checked.
 fn target_label(command: &Commands) -> String {
-    let server = |target: &crate::target::Target, conn: &ConnectionArgs, default: u16| {
-        format!(
-            "{}:{}",
-            target.host,
-            target.port.or(conn.port).unwrap_or(default)
+    let server = |target: Option<&crate::target::Target>, conn: &ConnectionArgs| {
+        target.map_or_else(
+            || "targets".to_owned(),
+            |t| format!("{}:{}", t.host, t.port.or(conn.port).unwrap_or(587)),
         )
     };
     match command {
-        Commands::GetCert(args) => server(&args.server, &args.conn, 587),
-        Commands::TestSmtp(args) => server(&args.server, &args.conn, 587),
+        Commands::GetCert(args) => server(args.server.as_ref(), &args.conn),
+        Commands::TestSmtp(args) => server(Some(&args.server), &args.conn),
         Commands::Check(args) => args.domains.join(", "),
+        Commands::Completions { .. } | Commands::Man { .. } => String::new(),
     }
 }
 
