@@ -323,7 +323,7 @@ impl Session {
         let mut chunk = [0u8; CHUNK];
         let read = match &mut self.transport {
             Transport::Plain(tcp) => tcp.read(&mut chunk),
-            Transport::Tls(stream) => stream.read(&mut chunk),
+            Transport::Tls(stream) => read_tls_step(stream, &mut chunk),
             Transport::Closed => Err(io::ErrorKind::NotConnected.into()),
         };
         match read {
@@ -394,6 +394,38 @@ impl Session {
             lines: reply.lines.clone(),
         });
     }
+}
+
+/// One bounded step of reading inside TLS: buffered plaintext if there is some, else at most one
+/// read from the socket. `WouldBlock` means "no plaintext yet"; the caller checks its deadline and
+/// comes back.
+///
+/// Not `StreamOwned::read`: it loops over socket reads until a whole TLS record has arrived, so a
+/// server dripping a record a byte at a time — each byte well within the socket's read timeout —
+/// would hold it far past the reply's deadline (tests/hostile.rs,
+/// `dripping_tls_records_hit_the_stage_deadline`).
+fn read_tls_step(
+    stream: &mut StreamOwned<ClientConnection, TcpStream>,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    let StreamOwned { conn, sock } = stream;
+    match conn.reader().read(buf) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        // Plaintext, a clean close_notify (0), or a close without one (UnexpectedEof).
+        other => return other,
+    }
+    // Anything rustls owes the server first (an alert, a key update); small, bounded by the
+    // write timeout.
+    while conn.wants_write() {
+        conn.write_tls(sock)?;
+    }
+    conn.read_tls(sock)?;
+    if let Err(e) = conn.process_new_packets() {
+        // Best effort: let the server see our alert.
+        let _ = conn.write_tls(sock);
+        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+    }
+    conn.reader().read(buf)
 }
 
 fn injection(bytes: &[u8]) -> SessionError {
