@@ -62,12 +62,15 @@ pub struct Stage {
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     /// The deadline for one stage passed.
-    #[error("timed out after {secs} s waiting for the {stage} reply")]
+    #[error("timed out after {secs} s waiting for the {stage} reply{}", partial_note(*.received))]
     Timeout {
         /// The stage.
         stage: String,
         /// The timeout in seconds.
         secs: u64,
+        /// Bytes of the unfinished reply that had arrived by then: more than 0 is a server that
+        /// drips its reply, not one that says nothing (tests/hostile.rs, dripping_banner_...).
+        received: usize,
     },
     /// The server closed the connection.
     #[error("the server closed the connection during {stage}")]
@@ -259,6 +262,7 @@ impl Session {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => SessionError::Timeout {
                 stage: stage.into(),
                 secs: self.timeout.as_secs(),
+                received: 0,
             },
             _ => SessionError::Io {
                 stage: stage.into(),
@@ -306,6 +310,7 @@ impl Session {
                 return Err(SessionError::Timeout {
                     stage: stage.into(),
                     secs: self.timeout.as_secs(),
+                    received: self.buf.len(),
                 });
             }
             self.read_chunk(stage, left)?;
@@ -426,6 +431,15 @@ fn read_tls_step(
         return Err(io::Error::new(io::ErrorKind::InvalidData, e));
     }
     conn.reader().read(buf)
+}
+
+/// What a timeout adds when part of the reply did arrive.
+fn partial_note(received: usize) -> String {
+    if received == 0 {
+        String::new()
+    } else {
+        format!(" (only {received} byte(s) of it arrived in that time)")
+    }
 }
 
 fn injection(bytes: &[u8]) -> SessionError {
