@@ -393,7 +393,8 @@ impl Steps<'_> {
     /// Adds the likely fix to a dialogue error.
     fn session_error(&self, source: SessionError) -> ProbeError {
         let hint = match (&source, self.opts.mode) {
-            (SessionError::Timeout { stage, .. }, TlsMode::Starttls) if stage == "banner" => Some(
+            // Only when nothing came: a server dripping its greeting did send one.
+            (SessionError::Timeout { stage, received: 0, .. }, TlsMode::Starttls) if stage == "banner" => Some(
                 "no greeting arrived: if this port expects implicit TLS (as 465 does), use --tls implicit".to_owned(),
             ),
             (SessionError::Protocol { stage, .. }, TlsMode::Starttls) if stage == "banner" => {

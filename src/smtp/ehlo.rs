@@ -272,4 +272,77 @@ mod tests {
         assert_eq!(c.params("STARTTLS"), None);
         assert_eq!(caps(&["g", "STARTTLS"]).params("starttls"), Some(&[][..]));
     }
+
+    use crate::smtp::reply::parse_reply;
+    use proptest::prelude::*;
+
+    /// Every typed view of `caps`, exercised; checks what holds for any reply.
+    fn check_views(caps: &Capabilities, line_count: usize) {
+        assert!(caps.extensions.len() < line_count.max(1));
+        let _ = (caps.starttls(), caps.size_limit(), caps.keywords());
+        for mechanism in caps.auth_mechanisms() {
+            assert!(!mechanism.is_empty() && mechanism == mechanism.to_ascii_uppercase());
+        }
+        for ext in &caps.extensions {
+            assert!(!ext.keyword.is_empty() && caps.has(&ext.keyword));
+            assert!(caps.params(&ext.keyword).is_some());
+        }
+    }
+
+    /// One EHLO line as RFC 5321 §4.1.1.1 shapes it: `ehlo-keyword *( SP ehlo-param )`.
+    fn extension_line() -> impl Strategy<Value = (String, Vec<String>)> {
+        let keyword = "[A-Za-z0-9][A-Za-z0-9-]{0,15}";
+        let params = proptest::collection::vec("[!-~]{1,12}", 0..4);
+        (keyword, params)
+    }
+
+    proptest! {
+        #[test]
+        fn any_reply_lines_never_panic(
+            code in 200u16..=599,
+            lines in proptest::collection::vec(any::<String>(), 0..12),
+        ) {
+            let caps = Capabilities::from_reply(&Reply { code, lines: lines.clone() });
+            check_views(&caps, lines.len());
+        }
+
+        #[test]
+        fn any_bytes_through_the_parser_never_panic(
+            buf in proptest::collection::vec(any::<u8>(), 0..2048),
+        ) {
+            if let Ok(Some(parsed)) = parse_reply(&buf) {
+                let caps = Capabilities::from_reply(&parsed.reply);
+                check_views(&caps, parsed.reply.lines.len());
+            }
+        }
+
+        #[test]
+        fn keywords_round_trip(
+            greeting in "[ -~]{0,40}",
+            extensions in proptest::collection::vec(extension_line(), 0..12),
+        ) {
+            let lines: Vec<String> = extensions
+                .iter()
+                .map(|(kw, params)| std::iter::once(kw.clone()).chain(params.iter().cloned()).collect::<Vec<_>>().join(" "))
+                .collect();
+            let reply = Reply {
+                code: 250,
+                lines: std::iter::once(greeting.clone()).chain(lines.iter().cloned()).collect(),
+            };
+            let caps = Capabilities::from_reply(&reply);
+            prop_assert_eq!(&caps.greeting, &greeting);
+            prop_assert_eq!(caps.keywords(), lines);
+            let keywords: Vec<String> = extensions.iter().map(|(kw, _)| kw.to_ascii_uppercase()).collect();
+            let got: Vec<String> = caps.extensions.iter().map(|e| e.keyword.clone()).collect();
+            prop_assert_eq!(got, keywords);
+            for (ext, (kw, params)) in caps.extensions.iter().zip(&extensions) {
+                prop_assert_eq!(&ext.params, params);
+                prop_assert!(caps.has(&kw.to_ascii_lowercase()));
+            }
+            // The same capabilities come back from the reply's wire form.
+            let wire = reply.to_string();
+            let parsed = parse_reply(wire.as_bytes()).unwrap().unwrap();
+            prop_assert_eq!(Capabilities::from_reply(&parsed.reply), caps);
+        }
+    }
 }

@@ -62,12 +62,15 @@ pub struct Stage {
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     /// The deadline for one stage passed.
-    #[error("timed out after {secs} s waiting for the {stage} reply")]
+    #[error("timed out after {secs} s waiting for the {stage} reply{}", partial_note(*.received))]
     Timeout {
         /// The stage.
         stage: String,
         /// The timeout in seconds.
         secs: u64,
+        /// Bytes of the unfinished reply that had arrived by then: more than 0 is a server that
+        /// drips its reply, not one that says nothing (tests/hostile.rs, dripping_banner_...).
+        received: usize,
     },
     /// The server closed the connection.
     #[error("the server closed the connection during {stage}")]
@@ -259,6 +262,7 @@ impl Session {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => SessionError::Timeout {
                 stage: stage.into(),
                 secs: self.timeout.as_secs(),
+                received: 0,
             },
             _ => SessionError::Io {
                 stage: stage.into(),
@@ -306,6 +310,7 @@ impl Session {
                 return Err(SessionError::Timeout {
                     stage: stage.into(),
                     secs: self.timeout.as_secs(),
+                    received: self.buf.len(),
                 });
             }
             self.read_chunk(stage, left)?;
@@ -323,7 +328,7 @@ impl Session {
         let mut chunk = [0u8; CHUNK];
         let read = match &mut self.transport {
             Transport::Plain(tcp) => tcp.read(&mut chunk),
-            Transport::Tls(stream) => stream.read(&mut chunk),
+            Transport::Tls(stream) => read_tls_step(stream, &mut chunk),
             Transport::Closed => Err(io::ErrorKind::NotConnected.into()),
         };
         match read {
@@ -426,6 +431,47 @@ impl Session {
             code: Some(reply.code),
             lines: reply.lines.clone(),
         });
+    }
+}
+
+/// One bounded step of reading inside TLS: buffered plaintext if there is some, else at most one
+/// read from the socket. `WouldBlock` means "no plaintext yet"; the caller checks its deadline and
+/// comes back.
+///
+/// Not `StreamOwned::read`: it loops over socket reads until a whole TLS record has arrived, so a
+/// server dripping a record a byte at a time — each byte well within the socket's read timeout —
+/// would hold it far past the reply's deadline (tests/hostile.rs,
+/// `dripping_tls_records_hit_the_stage_deadline`).
+fn read_tls_step(
+    stream: &mut StreamOwned<ClientConnection, TcpStream>,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    let StreamOwned { conn, sock } = stream;
+    match conn.reader().read(buf) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        // Plaintext, a clean close_notify (0), or a close without one (UnexpectedEof).
+        other => return other,
+    }
+    // Anything rustls owes the server first (an alert, a key update); small, bounded by the
+    // write timeout.
+    while conn.wants_write() {
+        conn.write_tls(sock)?;
+    }
+    conn.read_tls(sock)?;
+    if let Err(e) = conn.process_new_packets() {
+        // Best effort: let the server see our alert.
+        let _ = conn.write_tls(sock);
+        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+    }
+    conn.reader().read(buf)
+}
+
+/// What a timeout adds when part of the reply did arrive.
+fn partial_note(received: usize) -> String {
+    if received == 0 {
+        String::new()
+    } else {
+        format!(" (only {received} byte(s) of it arrived in that time)")
     }
 }
 

@@ -2,7 +2,7 @@
 //! "the name mx.example.com is not in the certificate (it holds: a, b)", "this port speaks
 //! STARTTLS".
 
-use rustls::{AlertDescription, CertificateError, Error};
+use rustls::{AlertDescription, CertificateError, Error, InvalidMessage};
 use rustls_pki_types::UnixTime;
 
 use super::handshake::HandshakeError;
@@ -117,6 +117,11 @@ pub fn handshake_error(err: &HandshakeError, context: HandshakeContext) -> Strin
         HandshakeError::Tls { error: Error::PeerIncompatible(why), .. } => {
             format!("the server and smtptls share no TLS version or cipher suite ({why:?})")
         }
+        // TLS records that rustls refused are not "not TLS": a 1 MiB certificate used to be
+        // reported as plaintext garbage (tests/hostile.rs, a_one_megabyte_certificate_...).
+        HandshakeError::Tls { error: Error::InvalidMessage(why), first_bytes } if starts_like_tls(first_bytes) => {
+            invalid_tls_words(*why)
+        }
         HandshakeError::Tls { error: Error::InvalidMessage(_), .. } => match context {
             HandshakeContext::AfterStartTls => "the server did not start TLS after agreeing to STARTTLS: what it sent is not TLS".into(),
             HandshakeContext::Implicit => "what the server sent is not TLS: if this port speaks STARTTLS, use --tls starttls".into(),
@@ -145,6 +150,23 @@ fn alert_words(alert: AlertDescription) -> String {
         _ => "",
     };
     format!("the server sent the TLS alert {alert:?}{hint}")
+}
+
+/// Whether `bytes` start like a TLS record: a content type (20 to 24), then major version 3.
+fn starts_like_tls(bytes: &[u8]) -> bool {
+    matches!(bytes, [0x14..=0x18, 0x03, ..])
+}
+
+/// Words for a TLS message rustls refused to decode.
+fn invalid_tls_words(why: InvalidMessage) -> String {
+    match why {
+        InvalidMessage::HandshakePayloadTooLarge
+        | InvalidMessage::CertificatePayloadTooLarge
+        | InvalidMessage::MessageTooLarge => {
+            "the server sent a TLS handshake message too large to accept (over 64 KiB: an oversized certificate or chain)".into()
+        }
+        other => format!("the server sent a malformed TLS message ({other:?})"),
+    }
 }
 
 /// The start of `bytes` as text when it looks like an SMTP reply ("220 ..."), not a TLS record.
@@ -213,6 +235,37 @@ mod tests {
         assert!(text.contains("220 mx.example.com ESMTP"), "{text}");
         let text = handshake_error(&err, HandshakeContext::AfterStartTls);
         assert!(text.contains("did not start TLS"), "{text}");
+    }
+
+    #[test]
+    fn refused_tls_messages_are_not_called_plaintext() {
+        let err = |why, first: &[u8]| HandshakeError::Tls {
+            error: Error::InvalidMessage(why),
+            first_bytes: first.to_vec(),
+        };
+        let record = [0x16, 0x03, 0x03, 0xff, 0xff];
+        // (error, words expected, in both contexts)
+        let table = [
+            (
+                err(InvalidMessage::HandshakePayloadTooLarge, &record),
+                "too large to accept",
+            ),
+            (
+                err(InvalidMessage::MessageTooShort, &record),
+                "malformed TLS message (MessageTooShort)",
+            ),
+            (
+                err(InvalidMessage::InvalidContentType, b"garbage"),
+                "not TLS",
+            ),
+            (err(InvalidMessage::InvalidContentType, &[]), "not TLS"),
+        ];
+        for (error, want) in table {
+            for context in [HandshakeContext::Implicit, HandshakeContext::AfterStartTls] {
+                let text = handshake_error(&error, context);
+                assert!(text.contains(want), "{error:?} {context:?}: {text}");
+            }
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Shared support for the end-to-end tests: a fake SMTP server that speaks real TLS
-//! ([`server`], with [`session`] for the dialogue and [`record`] for what it saw), a test PKI that issues its certificates ([`pki`]), and helpers that run the
-//! binary and check its JSON ([`cli`], [`verdict`]), and an in-process DNS server ([`dns`]). Each test binary compiles this module with
-//! `mod support;` and uses what it needs. [`legacy`] makes the weak certificates (RSA-1024,
-//! SHA-1) that aws-lc will not.
+//! ([`server`], with [`session`] for the dialogue and [`record`] for what it saw), a raw server
+//! for byte-level misbehaviour ([`raw`]), a test PKI that issues its certificates ([`pki`]),
+//! helpers that run the binary and check its JSON ([`cli`], [`verdict`]), and an in-process DNS
+//! server ([`dns`]). Each test binary compiles this module with `mod support;` and uses what it
+//! needs. [`legacy`] makes the weak certificates (RSA-1024, SHA-1) that aws-lc will not.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod dns;
 pub mod legacy;
 pub mod pki;
+pub mod raw;
 pub mod record;
 pub mod sasl;
 pub mod server;
@@ -28,6 +30,7 @@ pub mod verdict;
 
 pub use cli::{Fixture, Run, args, assert_get_cert_schema, get_cert, smtptls, smtptls_with_env};
 pub use pki::{Ca, Leaf, TestPki, pem_certificates, self_signed_leaf};
+pub use raw::{RawConn, RawServer};
 pub use record::{Event, Log, Received, TlsInfo};
 pub use server::FakeSmtp;
 pub use session::{Exchange, Flow};

@@ -118,6 +118,11 @@ pub struct Ca {
 }
 
 impl Ca {
+    /// The rcgen issuer, for signing certificates by hand.
+    pub fn issuer(&self) -> &CertifiedIssuer<'static, KeyPair> {
+        &self.issuer
+    }
+
     /// A self-signed root CA, `CN=<common_name>`, with an ECDSA P-256 key.
     pub fn root(common_name: &str) -> Self {
         let issuer = CertifiedIssuer::self_signed(ca_params(common_name), key())
@@ -282,6 +287,75 @@ impl TestPki {
             .issue(&leaf_params(LOOPBACK_NAMES))
             .followed_by(&[intermediate.der()])
     }
+}
+
+impl TestPki {
+    /// A leaf for [`LOOPBACK_NAMES`] at the end of a chain of `intermediates` CAs, each issued by
+    /// the one before (the first by the root): the server sends `intermediates + 1` certificates,
+    /// leaf first, and the path is far longer than any verifier follows.
+    pub fn long_chain_leaf(&self, intermediates: usize) -> Leaf {
+        let mut cas: Vec<CertifiedIssuer<'static, KeyPair>> = Vec::new();
+        for i in 1..=intermediates {
+            let params = ca_params(&format!("smtptls test intermediate CA {i}"));
+            let ca = match cas.last() {
+                Some(parent) => CertifiedIssuer::signed_by(params, key(), parent),
+                None => CertifiedIssuer::signed_by(params, key(), self.ca.issuer()),
+            }
+            .expect("sign an intermediate CA");
+            cas.push(ca);
+        }
+        let key = key();
+        let leaf = match cas.last() {
+            Some(issuer) => leaf_params(LOOPBACK_NAMES).signed_by(&key, issuer),
+            None => leaf_params(LOOPBACK_NAMES).signed_by(&key, self.ca.issuer()),
+        }
+        .expect("sign the leaf of a long chain");
+        let chain = std::iter::once(leaf.der().clone())
+            .chain(cas.iter().rev().map(|ca| ca.der().clone()))
+            .collect();
+        Leaf {
+            chain,
+            key_pkcs8: key.serialize_der(),
+            signer: None,
+        }
+    }
+
+    /// A valid leaf for [`LOOPBACK_NAMES`] padded to more than `bytes` bytes by a private,
+    /// non-critical extension (as a server stuffing its certificate would).
+    pub fn huge_leaf(&self, bytes: usize) -> Leaf {
+        let mut params = leaf_params(LOOPBACK_NAMES);
+        // 1.3.6.1.4.1.32473 is the documentation-only private enterprise number (RFC 5612).
+        let padding = rcgen::CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 4, 1, 32473, 1],
+            der_octet_string(&vec![b'x'; bytes]),
+        );
+        params.custom_extensions.push(padding);
+        let key = key();
+        let cert = params
+            .signed_by(&key, self.ca.issuer())
+            .expect("sign a huge leaf");
+        Leaf {
+            chain: vec![cert.der().clone()],
+            key_pkcs8: key.serialize_der(),
+            signer: None,
+        }
+    }
+}
+
+/// `content` as a DER OCTET STRING.
+fn der_octet_string(content: &[u8]) -> Vec<u8> {
+    let mut der = vec![0x04];
+    match u8::try_from(content.len()) {
+        Ok(short) if short < 0x80 => der.push(short),
+        _ => {
+            let len = content.len().to_be_bytes();
+            let len: Vec<u8> = len.iter().copied().skip_while(|b| *b == 0).collect();
+            der.push(0x80 | u8::try_from(len.len()).expect("a length of a few bytes"));
+            der.extend_from_slice(&len);
+        }
+    }
+    der.extend_from_slice(content);
+    der
 }
 
 /// A self-signed leaf for [`LOOPBACK_NAMES`], issued by no [`TestPki`].
