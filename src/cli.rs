@@ -88,6 +88,17 @@ pub enum TlsChoice {
     Auto,
 }
 
+/// When to colour the text report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    /// On a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
 /// Trust stores for `--trust`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TrustArg {
@@ -189,6 +200,10 @@ pub struct ConnectionArgs {
     /// Do not show the transcript on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Colour in the text report: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, value_enum, default_value_t = ColorArg::Auto, value_name = "WHEN")]
+    pub color: ColorArg,
 }
 
 /// `smtptls get-cert`.

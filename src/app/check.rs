@@ -2,6 +2,7 @@
 //! of every MX probed in parallel by a bounded pool of threads — each with the same dialogue and
 //! report as get-cert — then one verdict per domain and the worst exit status over all.
 
+use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,7 +126,11 @@ pub fn check(args: &CheckArgs) -> Result<Exit, UsageError> {
             serde_json::to_string_pretty(&report).unwrap_or_default()
         );
     } else {
-        print!("{}", crate::report::check::render(&report.domains, exit));
+        let text = crate::report::check::render(&report.domains, exit);
+        print!(
+            "{}",
+            super::colored(&text, &args.conn, std::io::stdout().is_terminal())
+        );
     }
     Ok(exit)
 }

@@ -2,7 +2,7 @@
 //! summary table, certificates into a folder, and the worst exit status.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
+use std::io::{IsTerminal, Write as _};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -73,7 +73,11 @@ pub fn get_cert_many(args: &GetCertArgs, file: &str) -> Result<Exit, UsageError>
         rows.push(report);
     }
     if !args.conn.json {
-        print!("{}", summary(&rows, worst));
+        let text = summary(&rows, worst);
+        print!(
+            "{}",
+            super::colored(&text, &args.conn, std::io::stdout().is_terminal())
+        );
     }
     Ok(worst)
 }

@@ -11,10 +11,13 @@ mod pool;
 mod secrets;
 mod test_smtp;
 
-use crate::cli::{Cli, Commands, ConnectionArgs};
+use std::io::IsTerminal;
+
+use crate::cli::{Cli, ColorArg, Commands, ConnectionArgs};
 use crate::exit::Exit;
 use crate::probe::ProbeError;
 use crate::report::Report;
+use crate::report::color::{ColorChoice, paint};
 use crate::verdict::ExpiryStatus;
 
 pub use get_cert::get_cert;
@@ -95,9 +98,38 @@ pub(crate) fn print_report(report: &Report, conn: &ConnectionArgs, cert_on_stdou
     } else if conn.json {
         println!("{}", report.to_json());
     } else if cert_on_stdout {
-        eprint!("{}", crate::report::text::render(report));
+        eprint!(
+            "{}",
+            colored(
+                &crate::report::text::render(report),
+                conn,
+                std::io::stderr().is_terminal()
+            )
+        );
     } else {
-        print!("{}", crate::report::text::render(report));
+        print!(
+            "{}",
+            colored(
+                &crate::report::text::render(report),
+                conn,
+                std::io::stdout().is_terminal()
+            )
+        );
+    }
+}
+
+/// The text painted when `--color` and the stream allow it.
+pub(crate) fn colored(text: &str, conn: &ConnectionArgs, is_terminal: bool) -> String {
+    let choice = match conn.color {
+        ColorArg::Auto => ColorChoice::Auto,
+        ColorArg::Always => ColorChoice::Always,
+        ColorArg::Never => ColorChoice::Never,
+    };
+    let no_color = std::env::var("NO_COLOR").ok();
+    if choice.enabled(is_terminal, no_color.as_deref()) {
+        paint(text)
+    } else {
+        text.to_owned()
     }
 }
 

@@ -5,6 +5,7 @@
 //! renamed or removed, without bumping [`SCHEMA_VERSION`].
 
 pub mod check;
+pub mod color;
 pub mod nagios;
 pub mod text;
 
