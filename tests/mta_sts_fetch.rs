@@ -1,6 +1,6 @@
-//! The MTA-STS policy fetch (RFC 8461 §3.3) against an in-process HTTPS server on loopback: a
-//! rustls server with a certificate for `mta-sts.example.test` from a test CA, a minimal
-//! HTTP/1.1 responder, and a resolver that maps that name to 127.0.0.1.
+//! The MTA-STS policy fetch (RFC 8461 §3.3) against an in-process HTTPS server on loopback
+//! (`support::https`: a rustls server with a certificate for `mta-sts.example.test` from a test
+//! CA, a minimal HTTP/1.1 responder), and a resolver that maps that name to 127.0.0.1.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -11,121 +11,21 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use smtptls::check::mta_sts::{FetchSettings, StsError, fetch_policy, parse_policy};
+use support::https::{HttpsServer, response, text_plain};
 use support::{Leaf, TestPki};
 
 const DOMAIN: &str = "example.test";
 const POLICY_HOST: &str = "mta-sts.example.test";
 const POLICY: &str = "version: STSv1\r\nmode: enforce\r\nmx: mx.example.test\r\nmax_age: 86400\r\n";
 const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// One HTTPS connection's worth of service: accepts once, answers the request with `response`,
-/// and hands back the request head it read (empty when the handshake failed).
-struct HttpsServer {
-    port: u16,
-    thread: Option<JoinHandle<String>>,
-}
-
-impl HttpsServer {
-    fn start(leaf: &Leaf, response: Vec<u8>) -> Self {
-        Self::serve(leaf, response, false)
-    }
-
-    /// Like `start`, but after the response the server keeps the connection open, silent, until
-    /// the client hangs up.
-    fn start_stalling(leaf: &Leaf, response: Vec<u8>) -> Self {
-        Self::serve(leaf, response, true)
-    }
-
-    fn serve(leaf: &Leaf, response: Vec<u8>, stall: bool) -> Self {
-        let config = Arc::new(
-            ServerConfig::builder_with_provider(Arc::new(
-                rustls::crypto::aws_lc_rs::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(leaf.chain(), leaf.key())
-            .unwrap(),
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let thread = thread::spawn(move || {
-            let (tcp, _) = listener.accept().unwrap();
-            tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
-            let conn = ServerConnection::new(config).unwrap();
-            let mut tls = StreamOwned::new(conn, tcp);
-            let head = read_head(&mut tls);
-            if !head.is_empty() {
-                let _ = tls.write_all(&response);
-                if stall {
-                    let _ = tls.flush();
-                    let mut sink = Vec::new();
-                    let _ = tls.read_to_end(&mut sink);
-                } else {
-                    tls.conn.send_close_notify();
-                    let _ = tls.flush();
-                }
-            }
-            head
-        });
-        Self {
-            port,
-            thread: Some(thread),
-        }
-    }
-
-    /// The request head the server read.
-    fn request(mut self) -> String {
-        self.thread.take().unwrap().join().unwrap()
-    }
-}
-
-impl Drop for HttpsServer {
-    fn drop(&mut self) {
-        if let Some(thread) = self.thread.take() {
-            if !thread::panicking() {
-                thread.join().unwrap();
-            }
-        }
-    }
-}
-
-/// Reads up to the blank line that ends the request head; empty on a failed handshake.
-fn read_head(tls: &mut impl Read) -> String {
-    let mut head = Vec::new();
-    let mut byte = [0_u8; 1];
-    while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
-        match tls.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => break,
-        }
-    }
-    String::from_utf8_lossy(&head).into_owned()
-}
-
-fn response(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut out = format!("HTTP/1.1 {status}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        out.push_str(&format!("{name}: {value}\r\n"));
-    }
-    out.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    let mut out = out.into_bytes();
-    out.extend_from_slice(body);
-    out
-}
-
-fn text_plain(body: &[u8]) -> Vec<u8> {
-    response("200 OK", &[("Content-Type", "text/plain")], body)
-}
 
 /// A test CA, its file for `ca_files`, and the directory that holds it.
 struct Trust {
@@ -169,7 +69,7 @@ fn fetch_with(response: Vec<u8>) -> (Result<String, StsError>, String) {
     let trust = trust();
     let server = HttpsServer::start(&trust.pki.leaf_for(&[POLICY_HOST]), response);
     let asked = Arc::new(Mutex::new(Vec::new()));
-    let result = fetch_policy(DOMAIN, &settings(server.port, &trust.ca_file, &asked));
+    let result = fetch_policy(DOMAIN, &settings(server.port(), &trust.ca_file, &asked));
     let request = server.request();
     assert_eq!(*asked.lock().unwrap(), [POLICY_HOST]);
     (result, request)
@@ -289,7 +189,7 @@ fn body_that_is_not_utf8_is_refused() {
 fn certificate_refused(leaf: &Leaf, ca_files: Vec<PathBuf>) -> String {
     let server = HttpsServer::start(leaf, text_plain(POLICY.as_bytes()));
     let asked = Arc::new(Mutex::new(Vec::new()));
-    let mut settings = settings(server.port, Path::new(""), &asked);
+    let mut settings = settings(server.port(), Path::new(""), &asked);
     settings.ca_files = ca_files;
     let err = fetch_policy(DOMAIN, &settings).unwrap_err();
     assert!(
@@ -394,7 +294,7 @@ fn stalled_body_is_bounded_by_the_timeout() {
         b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n0123456789";
     let server = HttpsServer::start_stalling(&leaf, head.to_vec());
     let asked = Arc::new(Mutex::new(Vec::new()));
-    let mut settings = settings(server.port, &trust.ca_file, &asked);
+    let mut settings = settings(server.port(), &trust.ca_file, &asked);
     settings.timeout = Duration::from_millis(700);
     let started = Instant::now();
     let result = fetch_policy(DOMAIN, &settings);

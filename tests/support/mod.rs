@@ -1,9 +1,10 @@
-//! Shared support for the end-to-end tests: a fake SMTP server that speaks real TLS
-//! ([`server`], with [`session`] for the dialogue and [`record`] for what it saw), a raw server
-//! for byte-level misbehaviour ([`raw`]), a test PKI that issues its certificates ([`pki`]),
-//! helpers that run the binary and check its JSON ([`cli`], [`verdict`]), and an in-process DNS
-//! server ([`dns`]). Each test binary compiles this module with `mod support;` and uses what it
-//! needs. [`legacy`] makes the weak certificates (RSA-1024, SHA-1) that aws-lc will not.
+//! Shared support for the end-to-end tests: a fake SMTP server that speaks real TLS ([`server`],
+//! with [`session`] for the dialogue and [`record`] for what it saw), a raw server for byte-level
+//! misbehaviour ([`raw`]), a test PKI that issues its certificates ([`pki`]), helpers that run the
+//! binary and check its JSON ([`cli`], [`verdict`]; [`check`] for `smtptls check`), an in-process
+//! DNS server ([`dns`]) and an HTTPS server for MTA-STS policies ([`https`]). Each test binary
+//! compiles this module with `mod support;` and uses what it needs. [`legacy`] makes the weak
+//! certificates (RSA-1024, SHA-1) that aws-lc will not.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -17,8 +18,10 @@
     reason = "each test binary uses a different part of the support module"
 )]
 
+pub mod check;
 pub mod cli;
 pub mod dns;
+pub mod https;
 pub mod legacy;
 pub mod pki;
 pub mod raw;

@@ -109,6 +109,15 @@ impl Leaf {
             .collect::<Vec<_>>()
             .join(":")
     }
+
+    /// The SHA-256 of the leaf's SubjectPublicKeyInfo: the data of a DANE-EE `3 1 1` TLSA record
+    /// (RFC 7671 §5.1).
+    pub fn spki_sha256(&self) -> Vec<u8> {
+        use sha2::Digest as _;
+        let (_, cert) =
+            x509_parser::parse_x509_certificate(&self.chain[0]).expect("parse the test leaf");
+        sha2::Sha256::digest(cert.tbs_certificate.subject_pki.raw).to_vec()
+    }
 }
 
 /// A certificate authority that issues certificates: a self-signed root, or an intermediate
@@ -251,7 +260,12 @@ impl TestPki {
 
     /// A leaf for [`LOOPBACK_NAMES`] that expired on 2021-01-01 (valid from 2020-01-01).
     pub fn expired_leaf(&self) -> Leaf {
-        let mut params = leaf_params(LOOPBACK_NAMES);
+        self.expired_leaf_for(LOOPBACK_NAMES)
+    }
+
+    /// A leaf for the given names that expired on 2021-01-01 (valid from 2020-01-01).
+    pub fn expired_leaf_for(&self, names: &[&str]) -> Leaf {
+        let mut params = leaf_params(names);
         params.not_before = date_time_ymd(2020, 1, 1);
         params.not_after = date_time_ymd(2021, 1, 1);
         self.ca.issue(&params)
@@ -360,8 +374,13 @@ fn der_octet_string(content: &[u8]) -> Vec<u8> {
 
 /// A self-signed leaf for [`LOOPBACK_NAMES`], issued by no [`TestPki`].
 pub fn self_signed_leaf() -> Leaf {
+    self_signed_leaf_for(LOOPBACK_NAMES)
+}
+
+/// A self-signed leaf for the given DNS names and IP addresses, issued by no [`TestPki`].
+pub fn self_signed_leaf_for(names: &[&str]) -> Leaf {
     let key = key();
-    let cert = leaf_params(LOOPBACK_NAMES)
+    let cert = leaf_params(names)
         .self_signed(&key)
         .expect("self-sign a leaf");
     Leaf::from_parts(cert.der().to_vec(), key.serialize_der())

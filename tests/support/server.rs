@@ -1,8 +1,11 @@
 //! An in-process fake SMTP server for end-to-end tests (RFC 5321 dialogue, RFC 3207 STARTTLS,
 //! RFC 8314 implicit TLS), speaking real TLS with a rustls `ServerConnection`.
 //!
-//! Start one with [`FakeSmtp::builder`]; it listens on `127.0.0.1:0` (or `[::1]:0`) in its own
-//! thread and serves connections one after another until the test ends. Everything it receives is
+//! Start one with [`FakeSmtp::builder`]; it listens on `127.0.0.1:0` (or `[::1]:0`, or the address
+//! given with [`FakeSmtpBuilder::bind`]) in its own thread and serves connections one after another
+//! until the test ends. [`FakeSmtp::start_on_one_port`] starts several on distinct loopback
+//! addresses (`127.0.0.2`, `127.0.0.3`...) sharing one port, as the MX hosts of a domain probed
+//! with one `--port`. Everything it receives is
 //! recorded, marked plaintext or TLS, with the TLS events (ClientHello seen, handshake result,
 //! SNI). [`FakeSmtp::finish`] (or `Drop`) stops it, waits a bounded time for its thread, and
 //! asserts it saw a connection unless told otherwise.
@@ -13,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -32,6 +35,8 @@ use super::session::{Exchange, Flow, Handler, SERVER_NAME, Script, serve};
 
 /// How long `finish`/`Drop` waits for the server thread once the test is done.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// How many ports [`FakeSmtp::start_on_one_port`] tries before giving up.
+const SHARED_PORT_ATTEMPTS: usize = 50;
 
 /// Whether the test expects the server to be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +50,9 @@ enum Expect {
 /// certificate for `localhost` from a fresh [`TestPki`]).
 pub struct FakeSmtpBuilder {
     ipv6: bool,
+    bind: Option<SocketAddr>,
+    listener: Option<TcpListener>,
+    banner_delay: Duration,
     implicit_tls: bool,
     banner: Vec<String>,
     ehlo_extensions: Vec<String>,
@@ -63,6 +71,9 @@ impl Default for FakeSmtpBuilder {
     fn default() -> Self {
         Self {
             ipv6: false,
+            bind: None,
+            listener: None,
+            banner_delay: Duration::ZERO,
             implicit_tls: false,
             banner: vec![format!("220 {SERVER_NAME} ESMTP fake server ready")],
             ehlo_extensions: [
@@ -91,6 +102,24 @@ impl FakeSmtpBuilder {
     /// Listen on `[::1]:0` instead of `127.0.0.1:0`.
     pub fn ipv6(mut self) -> Self {
         self.ipv6 = true;
+        self
+    }
+
+    /// Listen on this address instead, e.g. `127.0.0.2:PORT` (port 0: any free port).
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = Some(addr);
+        self
+    }
+
+    /// Serve on this already bound listener (see [`FakeSmtp::start_on_one_port`]).
+    pub fn listener(mut self, listener: TcpListener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    /// Wait this long after accepting a connection before sending the banner (a slow server).
+    pub fn banner_delay(mut self, delay: Duration) -> Self {
+        self.banner_delay = delay;
         self
     }
 
@@ -196,11 +225,18 @@ impl FakeSmtpBuilder {
     }
 
     /// Bind and start serving; `Err` when the address cannot be bound (e.g. no IPv6).
-    pub fn try_start(self) -> io::Result<FakeSmtp> {
-        let bind: SocketAddr = if self.ipv6 { "[::1]:0" } else { "127.0.0.1:0" }
-            .parse()
-            .map_err(io::Error::other)?;
-        let listener = TcpListener::bind(bind)?;
+    pub fn try_start(mut self) -> io::Result<FakeSmtp> {
+        let listener = match self.listener.take() {
+            Some(listener) => listener,
+            None => {
+                let default = if self.ipv6 { "[::1]:0" } else { "127.0.0.1:0" };
+                let bind = match self.bind {
+                    Some(addr) => addr,
+                    None => default.parse().map_err(io::Error::other)?,
+                };
+                TcpListener::bind(bind)?
+            }
+        };
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let expect = self.expect;
@@ -247,6 +283,19 @@ impl FakeSmtp {
     /// Start configuring a server.
     pub fn builder() -> FakeSmtpBuilder {
         FakeSmtpBuilder::default()
+    }
+
+    /// Start one server per `(address, builder)`, all on the same port: the first address is
+    /// bound on port 0 and its port reused on the others, with a new port when one is taken.
+    /// The servers come back in the order given; any [`FakeSmtpBuilder::bind`] is overridden.
+    pub fn start_on_one_port(servers: Vec<(IpAddr, FakeSmtpBuilder)>) -> Vec<FakeSmtp> {
+        let addresses: Vec<IpAddr> = servers.iter().map(|(ip, _)| *ip).collect();
+        let listeners = listeners_on_one_port(&addresses);
+        servers
+            .into_iter()
+            .zip(listeners)
+            .map(|((_, builder), listener)| builder.listener(listener).start())
+            .collect()
     }
 
     /// The address it listens on.
@@ -318,6 +367,29 @@ impl Drop for FakeSmtp {
     }
 }
 
+/// One listener on each address, all on the same port (see [`FakeSmtp::start_on_one_port`]).
+pub fn listeners_on_one_port(addresses: &[IpAddr]) -> Vec<TcpListener> {
+    let Some(first) = addresses.first() else {
+        return Vec::new();
+    };
+    for _ in 0..SHARED_PORT_ATTEMPTS {
+        let head = TcpListener::bind(SocketAddr::new(*first, 0)).expect("bind a loopback port");
+        let port = head.local_addr().expect("a bound address").port();
+        let mut listeners = vec![head];
+        for ip in addresses.iter().skip(1) {
+            match TcpListener::bind(SocketAddr::new(*ip, port)) {
+                Ok(listener) => listeners.push(listener),
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => break,
+                Err(e) => panic!("cannot bind {ip}:{port}: {e}"),
+            }
+        }
+        if listeners.len() == addresses.len() {
+            return listeners;
+        }
+    }
+    panic!("no port free on all of {addresses:?} after {SHARED_PORT_ATTEMPTS} attempts");
+}
+
 /// Signals the end of the server thread even when it panics.
 struct DoneSignal(Sender<()>);
 
@@ -359,6 +431,7 @@ impl FakeSmtpBuilder {
                 .collect()
         });
         Ok(Script {
+            banner_delay: b.banner_delay,
             implicit_tls: b.implicit_tls,
             banner: b.banner,
             ehlo_extensions: b.ehlo_extensions,

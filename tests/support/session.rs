@@ -69,6 +69,7 @@ impl Exchange<'_> {
 
 /// The builder's settings, frozen for the server thread.
 pub(super) struct Script {
+    pub(super) banner_delay: Duration,
     pub(super) implicit_tls: bool,
     pub(super) banner: Vec<String>,
     pub(super) ehlo_extensions: Vec<String>,
@@ -119,6 +120,7 @@ fn session(sock: TcpStream, script: &Script, log: &Mutex<Log>) -> io::Result<()>
     sock.set_nonblocking(false)?;
     sock.set_read_timeout(Some(READ_TIMEOUT))?;
     sock.set_write_timeout(Some(READ_TIMEOUT))?;
+    thread::sleep(script.banner_delay);
     let mut conn = if script.implicit_tls {
         match start_tls(sock, script, log)? {
             Upgrade::Done(tls) => tls,
