@@ -390,7 +390,8 @@ fn assemble(
 /// The probe's report for one address, with DANE applied (RFC 7672): with a DNSSEC-authenticated,
 /// usable TLSA record, a match authenticates the server whatever PKIX says, and no match fails it.
 fn address_report(job: &Job, outcome: &Outcome, args: &CheckArgs) -> AddressReport {
-    let mut report = build_report("check", &job.opts, outcome, thresholds(&args.conn));
+    // The same report get-cert gives for this address (README: "the complete get-cert report").
+    let mut report = build_report("get-cert", &job.opts, outcome, thresholds(&args.conn));
     let mut exit = match &outcome.error {
         Some(error) => error_exit(error, outcome.findings.captured.is_some()),
         None => certificate_exit(&report),
@@ -401,7 +402,7 @@ fn address_report(job: &Job, outcome: &Outcome, args: &CheckArgs) -> AddressRepo
         .as_ref()
         .map(|c| c.chain.as_slice())
         .unwrap_or_default();
-    let dane = match (&job.tlsa, chain.is_empty()) {
+    let mut dane = match (&job.tlsa, chain.is_empty()) {
         (Some(lookup), false) => {
             let records: Vec<(u8, u8, u8, &[u8])> = lookup
                 .records
@@ -413,9 +414,9 @@ fn address_report(job: &Job, outcome: &Outcome, args: &CheckArgs) -> AddressRepo
         _ => None,
     };
     let mut dane_verified = None;
-    if let Some((result, true)) = &dane {
+    if let Some((result, true)) = &mut dane {
         if result.usable > 0 && outcome.error.is_none() {
-            let matched = result.matched.is_some();
+            let matched = dane_authenticates(result, chain, &job.opts.server_name);
             dane_verified = Some(matched);
             exit = if matched {
                 Exit::Ok
@@ -431,6 +432,39 @@ fn address_report(job: &Job, outcome: &Outcome, args: &CheckArgs) -> AddressRepo
         dane: dane.map(|(result, _)| result),
         exit_code: exit.code(),
         report,
+    }
+}
+
+/// Whether a DANE match authenticates the server. DANE-EE(3) needs nothing more (RFC 7672
+/// §3.1.1). DANE-TA(2) names a trust anchor that anyone can copy into a chain, so the chain must
+/// really lead to it — signatures checked with the matched certificate as the only trust anchor —
+/// and the leaf must carry the MX host's name (§3.1.2, §3.2.2). A failed DANE-TA check is written
+/// into the outcome's message.
+fn dane_authenticates(
+    result: &mut dane::DaneOutcome,
+    chain: &[rustls_pki_types::CertificateDer<'static>],
+    name: &ServerName<'static>,
+) -> bool {
+    let Some(matched) = &result.matched else {
+        return false;
+    };
+    if matched.usage != dane::DANE_TA {
+        return true;
+    }
+    let Some(anchor) = chain.get(matched.certificate) else {
+        return false;
+    };
+    match crate::tls::verify_with_anchor(chain, anchor, name) {
+        Ok(()) => true,
+        Err(e) => {
+            result.message = format!(
+                "{}; but the chain does not verify up to that trust anchor for {}: {}",
+                result.message,
+                name.to_str(),
+                crate::tls::explain::certificate_error(&e)
+            );
+            false
+        }
     }
 }
 
@@ -460,11 +494,20 @@ fn finish_domain(plan: Plan, mut hosts: Vec<HostReport>) -> DomainReport {
             "no TLS-RPT record: TLS failures will not be reported to you".into(),
         ));
     }
-    let mut exit = if reasons.iter().any(|r| r.severity == Severity::Error) {
-        Exit::VerifyFailed
-    } else {
-        Exit::Ok
-    };
+    // A failed DNS lookup is a failure to reach the domain (3); a policy error fails verification (1).
+    let mut exit = reasons
+        .iter()
+        .filter(|r| r.severity == Severity::Error)
+        .fold(Exit::Ok, |acc, r| {
+            worse(
+                acc,
+                if r.code == "dns" {
+                    Exit::Connect
+                } else {
+                    Exit::VerifyFailed
+                },
+            )
+        });
     for host in &mut hosts {
         if let Some(error) = &host.resolve_error {
             reasons.push(reason(
@@ -568,6 +611,7 @@ fn finish_domain(plan: Plan, mut hosts: Vec<HostReport>) -> DomainReport {
                 ));
             }
             address.exit_code = address_exit.code();
+            address.report.exit_code = address_exit.code();
             exit = worse(exit, address_exit);
         }
     }

@@ -9,4 +9,4 @@ pub mod verifier;
 
 pub use config::{ClientSettings, TlsVersion, Trust, build_client_config};
 pub use handshake::{HandshakeError, TlsFacts, handshake};
-pub use verifier::{Captured, CapturingVerifier};
+pub use verifier::{Captured, CapturingVerifier, verify_with_anchor};

@@ -186,3 +186,26 @@ fn tlv_contents(tlv: &[u8]) -> Option<&[u8]> {
     };
     tlv.get(header..)
 }
+
+/// Verifies `chain` (leaf first) with `anchor` as the only trust anchor, and the leaf against
+/// `name`: what DANE-TA(2) asks once a TLSA record has matched `anchor` (RFC 7672 §3.1.2).
+pub fn verify_with_anchor(
+    chain: &[CertificateDer<'static>],
+    anchor: &CertificateDer<'static>,
+    name: &ServerName<'_>,
+) -> Result<(), Error> {
+    let mut roots = RootCertStore::empty();
+    roots.add(anchor.clone())?;
+    let leaf = chain.first().ok_or(Error::NoCertificatesPresented)?;
+    let parsed = ParsedCertificate::try_from(leaf)?;
+    let algorithms =
+        rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms;
+    verify_server_cert_signed_by_trust_anchor(
+        &parsed,
+        &roots,
+        chain.get(1..).unwrap_or_default(),
+        UnixTime::now(),
+        algorithms.all,
+    )?;
+    verify_server_name(&parsed, name)
+}

@@ -177,8 +177,6 @@ fn mta_sts_enforce_does_not_count_dane() {
 }
 
 #[test]
-#[ignore = "bug: after MTA-STS enforce fails an address, its exit_code is 1 but its report's \
-            exit_code stays 0 (DANE updates both, MTA-STS only the first)"]
 fn each_address_report_carries_the_address_exit_code() {
     let (run, doc) = mta_sts_enforce_with_dane_only();
     let a = address(domain(&doc, DOMAIN), "127.0.0.2");

@@ -88,23 +88,10 @@ pub fn check_schema_violations(doc: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The one known deviation from the schema: every embedded report says `"command": "check"`,
-/// which `schemas/report.schema.json` does not allow (README: "the complete get-cert report
-/// object"). Tracked by the ignored test `json_output_matches_the_schema_strictly` in
-/// `tests/check.rs`.
-pub fn is_known_command_deviation(violation: &str) -> bool {
-    violation.starts_with("at /domains/")
-        && violation.contains("/report/command:")
-        && violation.contains("\"check\"")
-}
-
-/// Assert `doc` matches `schemas/check.schema.json`, but for [`is_known_command_deviation`].
+/// Assert `doc` matches `schemas/check.schema.json`.
 #[track_caller]
 pub fn assert_check_schema(run: &Run, doc: &Value) {
-    let errors: Vec<String> = check_schema_violations(doc)
-        .into_iter()
-        .filter(|v| !is_known_command_deviation(v))
-        .collect();
+    let errors: Vec<String> = check_schema_violations(doc);
     assert!(
         errors.is_empty(),
         "the check --json output does not match schemas/check.schema.json:\n{}\n{run}",
