@@ -169,6 +169,10 @@ pub struct ConnectionArgs {
     #[arg(short = '6')]
     pub ipv6: bool,
 
+    /// Connect through a SOCKS5 proxy: socks5://[USER@]HOST[:PORT] (smtptls resolves the server's name) or socks5h://… (the proxy does) [default port: 1080]; the password comes from SMTPTLS_PROXY_PASSWORD.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
+
     /// Seconds allowed for the connect, for each reply, and for the TLS handshake.
     #[arg(long, default_value_t = 20, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,

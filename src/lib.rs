@@ -12,6 +12,7 @@ pub mod cli;
 pub mod exit;
 pub mod net;
 pub mod probe;
+pub mod proxy;
 pub mod report;
 pub mod sanitize;
 pub mod secret;

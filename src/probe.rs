@@ -9,7 +9,8 @@ use std::time::Duration;
 use rustls_pki_types::ServerName;
 
 use crate::exit::Exit;
-use crate::net::{ConnectError, Family, connect};
+use crate::net::{ConnectError, Family, open};
+use crate::proxy::{Proxy, Resolution};
 use crate::smtp::command::Command;
 use crate::smtp::ehlo::Capabilities;
 use crate::smtp::reply::Reply;
@@ -53,6 +54,8 @@ pub struct ProbeOptions {
     pub quit_after: QuitAfter,
     /// Whether a server without STARTTLS ends the probe (`false`: go on in plaintext).
     pub require_tls: bool,
+    /// The SOCKS5 proxy to connect through (`--proxy`).
+    pub proxy: Option<Proxy>,
 }
 
 /// The stages of a probe, in order; `--quit-after` names one.
@@ -78,8 +81,12 @@ pub enum QuitAfter {
 /// What the probe learned, however far it got.
 #[derive(Debug, Default)]
 pub struct Findings {
-    /// The address connected to.
+    /// The address connected to (through the proxy, the target's address the proxy was asked
+    /// for); `None` when the proxy resolved the name.
     pub address: Option<SocketAddr>,
+    /// When the proxy resolved the name (`socks5h://`): `NAME:PORT via socks5h://PROXY`,
+    /// reported in place of the address.
+    pub address_via_proxy: Option<String>,
     /// The EHLO/HELO argument used.
     pub ehlo_name: String,
     /// The greeting.
@@ -98,6 +105,15 @@ pub struct Findings {
     pub stages: Vec<Stage>,
     /// Every line sent and received.
     pub transcript: Vec<Entry>,
+}
+
+impl Findings {
+    /// The address for the report: the one connected to, or `NAME:PORT via socks5h://PROXY`.
+    pub fn address_label(&self) -> Option<String> {
+        self.address
+            .map(|a| a.to_string())
+            .or_else(|| self.address_via_proxy.clone())
+    }
 }
 
 /// Why the probe stopped before its end.
@@ -216,7 +232,16 @@ where
         }
     };
     transcript.info(format!("connecting to {} port {}", opts.host, opts.port));
-    let (tcp, address) = match connect(&opts.host, opts.port, opts.family, opts.timeout) {
+    if let Some(proxy) = &opts.proxy {
+        transcript.info(proxy_note(opts, proxy));
+    }
+    let connection = match open(
+        &opts.host,
+        opts.port,
+        opts.family,
+        opts.timeout,
+        opts.proxy.as_ref(),
+    ) {
         Ok(connected) => connected,
         Err(e) => {
             transcript.info(e.to_string());
@@ -227,17 +252,22 @@ where
             };
         }
     };
-    transcript.info(format!("connected to {address}"));
-    findings.address = Some(address);
+    findings.address = connection.peer;
+    if let (None, Some(proxy)) = (connection.peer, &opts.proxy) {
+        findings.address_via_proxy = Some(format!("{}:{} via {proxy}", opts.host, opts.port));
+    }
+    if let Some(address) = findings.address_label() {
+        transcript.info(format!("connected to {address}"));
+    }
     findings.ehlo_name = opts
         .ehlo_name
         .clone()
-        .unwrap_or_else(|| match tcp.local_addr() {
-            Ok(SocketAddr::V4(local)) => format!("[{}]", local.ip()),
-            Ok(SocketAddr::V6(local)) => format!("[IPv6:{}]", local.ip()),
-            Err(_) => "localhost".to_owned(),
+        .unwrap_or_else(|| match connection.local {
+            Some(SocketAddr::V4(local)) => format!("[{}]", local.ip()),
+            Some(SocketAddr::V6(local)) => format!("[IPv6:{}]", local.ip()),
+            None => "localhost".to_owned(),
         });
-    let mut session = Session::new(tcp, opts.timeout, transcript);
+    let mut session = Session::new(connection.stream, opts.timeout, transcript);
     let steps = Steps { opts, config };
     let result = steps
         .dialogue(&mut session, &mut findings)
@@ -262,6 +292,21 @@ where
 /// Runs the shared dialogue and QUIT: get-cert's whole probe.
 pub fn probe(opts: &ProbeOptions, transcript: Transcript) -> Outcome {
     probe_with(opts, transcript, |_, _| Ok(()))
+}
+
+/// The transcript line that says the probe goes through a proxy, and what that changes.
+fn proxy_note(opts: &ProbeOptions, proxy: &Proxy) -> String {
+    let mut note = format!("connecting through SOCKS5 proxy {}", proxy.endpoint());
+    if let Some(auth) = &proxy.auth {
+        note.push_str(&format!(" as user {:?}", auth.user));
+    }
+    if let (Resolution::Remote, Host::Name(name)) = (proxy.resolution, &opts.host) {
+        note.push_str(&format!("; the proxy resolves {name} (socks5h)"));
+        if opts.family != Family::Any {
+            note.push_str(", so -4/-6 cannot apply");
+        }
+    }
+    note
 }
 
 impl ProbeError {

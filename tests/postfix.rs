@@ -23,6 +23,12 @@
 //! Only 127.0.0.1 is ever contacted. The test-smtp tests also check that no
 //! message is ever queued (smtptls never sends DATA) and that the password
 //! never shows, in clear or base64, on stdout or stderr.
+//!
+//! The `proxy_*` tests go through a real SOCKS5 proxy: `.ci/run` also starts
+//! a throwaway Dante on 127.0.0.1 with `.ci/socks.sh start` and exports
+//! `SMTPTLS_SOCKS_PORT` and `SMTPTLS_SOCKS_LOG` (its log, where each test
+//! finds the connection it made through the proxy). By hand, add
+//! `eval "$(.ci/socks.sh start)"` and `.ci/socks.sh stop` around the run.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -981,4 +987,229 @@ fn leak_check_catches_each_secret_form() {
             ),
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// --proxy: the same Postfix through a real SOCKS5 proxy (Dante, .ci/socks.sh).
+
+const HOW_TO_RUN_SOCKS: &str = "this test needs the throwaway Dante of .ci/socks.sh as well: \
+     run `bash .ci/run`, or by hand (as root) add `eval \"$(.ci/socks.sh start)\"` \
+     before and `.ci/socks.sh stop` after the Postfix steps";
+
+/// The proxy tests run one at a time, so that the connections each one finds
+/// in Dante's log are its own.
+static PROXY_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The Dante instance started by `.ci/socks.sh`.
+struct Socks {
+    port: String,
+    log: PathBuf,
+}
+
+fn socks() -> Result<Socks, String> {
+    let var =
+        |name: &str| env_var(name).map_err(|_| format!("{name} is not set: {HOW_TO_RUN_SOCKS}"));
+    let port = var("SMTPTLS_SOCKS_PORT")?;
+    if port.parse::<u16>().is_err() {
+        return Err(format!(
+            "SMTPTLS_SOCKS_PORT={port:?} is not a port number: {HOW_TO_RUN_SOCKS}"
+        ));
+    }
+    Ok(Socks {
+        port,
+        log: PathBuf::from(var("SMTPTLS_SOCKS_LOG")?),
+    })
+}
+
+impl Socks {
+    fn url(&self, scheme: &str) -> String {
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// Dante's log so far.
+    fn log(&self) -> Result<String, String> {
+        std::fs::read_to_string(&self.log)
+            .map_err(|err| format!("cannot read Dante's log {}: {err}", self.log.display()))
+    }
+
+    /// Lines Dante logged after `before` that record a CONNECT it relayed to
+    /// 127.0.0.1 port `port` — `pass(1): tcp/connect [: CLIENT PROXY -> FROM
+    /// 127.0.0.1.PORT`, Dante writing addresses as `IP.PORT` — waiting a
+    /// little for them: Dante logs from its own processes.
+    fn relayed_since(&self, before: &str, port: &str) -> Result<Vec<String>, String> {
+        let target = format!(" 127.0.0.1.{port}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log()?;
+            let new = log.get(before.len()..).unwrap_or_default();
+            let lines: Vec<String> = new
+                .lines()
+                .filter(|l| l.contains("pass(") && l.contains("tcp/connect [: "))
+                .filter(|l| l.trim_end().ends_with(&target))
+                .map(str::to_owned)
+                .collect();
+            if !lines.is_empty() || Instant::now() >= deadline {
+                return Ok(lines);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// `get-cert` through `socks5://` (smtptls resolves, the proxy gets an IPv4
+/// address): exit 0, the certificate Postfix serves, and Dante's log shows
+/// the connection it relayed to Postfix.
+/// Run by `.ci/run` (see the module docs).
+#[test]
+#[ignore = "needs Postfix and Dante: run by .ci/run (see .ci/postfix.sh, .ci/socks.sh)"]
+fn proxy_socks5_get_cert_same_certificate() {
+    let postfix = postfix().unwrap_or_else(|msg| panic!("{msg}"));
+    let socks = socks().unwrap_or_else(|msg| panic!("{msg}"));
+    let _serial = PROXY_LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let before = socks.log().unwrap_or_else(|msg| panic!("{msg}"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("leaf.der");
+
+    let output = get_cert(&postfix)
+        .unwrap()
+        .args(["--proxy", &socks.url("socks5")])
+        .arg("--ca-file")
+        .arg(&postfix.cert_file)
+        .args(["--sni", SERVER_NAME, "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "connecting through SOCKS5 proxy 127.0.0.1:{}",
+            socks.port
+        )),
+        "no transcript line about the proxy:\n{stderr}"
+    );
+    let saved = std::fs::read(&out).unwrap();
+    assert!(
+        saved == postfix.cert_der,
+        "{} is not the DER of the certificate Postfix serves",
+        out.display()
+    );
+    let relayed = socks
+        .relayed_since(&before, &postfix.port)
+        .unwrap_or_else(|msg| panic!("{msg}"));
+    assert!(
+        !relayed.is_empty(),
+        "Dante's log shows no connection to 127.0.0.1.{} (the probe did not go through the proxy?):\n{}",
+        postfix.port,
+        socks.log().unwrap_or_default()
+    );
+}
+
+/// `get-cert localhost` through `socks5h://`: the name goes to Dante, which
+/// resolves it; the certificate is checked against mx.smtptls.test. Exit 0,
+/// the report's address says who resolved it, and Dante relayed the
+/// connection.
+/// Run by `.ci/run` (see the module docs).
+#[test]
+#[ignore = "needs Postfix and Dante: run by .ci/run (see .ci/postfix.sh, .ci/socks.sh)"]
+fn proxy_socks5h_name_resolved_by_the_proxy() {
+    let postfix = postfix().unwrap_or_else(|msg| panic!("{msg}"));
+    let socks = socks().unwrap_or_else(|msg| panic!("{msg}"));
+    let _serial = PROXY_LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let before = socks.log().unwrap_or_else(|msg| panic!("{msg}"));
+    let proxy = socks.url("socks5h");
+
+    let mut cmd = Command::cargo_bin("smtptls").unwrap();
+    let output = cmd
+        .args(["get-cert", "localhost", "--port", &postfix.port])
+        .args([
+            "--tls",
+            "starttls",
+            "--domain",
+            CLIENT_NAME,
+            "--proxy",
+            &proxy,
+        ])
+        .arg("--ca-file")
+        .arg(&postfix.cert_file)
+        .args(["--sni", SERVER_NAME, "--verify-name", SERVER_NAME, "--json"])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let json: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|err| panic!("stdout is not JSON ({err}):\n{stdout}"));
+    assert_eq!(
+        json.pointer("/target/address").and_then(Value::as_str),
+        Some(format!("localhost:{} via {proxy}", postfix.port).as_str()),
+        "target.address in {json:#}"
+    );
+    assert_eq!(
+        json.pointer("/certificates/0/sha256_fingerprint")
+            .and_then(Value::as_str),
+        Some(sha256_fingerprint(&postfix.cert_der).as_str()),
+        "certificates[0].sha256_fingerprint in {json:#}"
+    );
+    let relayed = socks
+        .relayed_since(&before, &postfix.port)
+        .unwrap_or_else(|msg| panic!("{msg}"));
+    assert!(
+        !relayed.is_empty(),
+        "Dante's log shows no connection to 127.0.0.1.{} (did Dante resolve localhost?):\n{}",
+        postfix.port,
+        socks.log().unwrap_or_default()
+    );
+}
+
+/// `test-smtp` through the proxy: AUTH inside TLS accepted (exit 0), and the
+/// password shows nowhere.
+/// Run by `.ci/run` (see the module docs).
+#[test]
+#[ignore = "needs Postfix and Dante: run by .ci/run (see .ci/postfix.sh, .ci/socks.sh)"]
+fn proxy_test_smtp_auth_accepted() {
+    let sasl = sasl().unwrap_or_else(|msg| panic!("{msg}"));
+    let socks = socks().unwrap_or_else(|msg| panic!("{msg}"));
+    let _serial = PROXY_LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let before = socks.log().unwrap_or_else(|msg| panic!("{msg}"));
+    let probe = probe(&sasl, None, || {
+        let mut cmd = test_smtp(&sasl)?;
+        login(&mut cmd, &sasl.user, &sasl.password).args(["--proxy", &socks.url("socks5")]);
+        Ok(cmd)
+    })
+    .unwrap_or_else(|msg| panic!("{msg}"));
+    let json = &probe.json;
+
+    assert_eq!(probe.code, 0, "exit status; report: {json:#}");
+    assert_eq!(
+        probe.str_at("/auth/result"),
+        Some("accepted"),
+        "auth.result in {json:#}"
+    );
+    assert!(
+        probe.transcript.contains("connecting through SOCKS5 proxy"),
+        "no transcript line about the proxy:\n{}",
+        probe.transcript
+    );
+    let relayed = socks
+        .relayed_since(&before, &sasl.postfix.port)
+        .unwrap_or_else(|msg| panic!("{msg}"));
+    assert!(
+        relayed.len() >= 2,
+        "Dante's log shows {} connection(s) to 127.0.0.1.{}, expected one per run (two):\n{}",
+        relayed.len(),
+        sasl.postfix.port,
+        socks.log().unwrap_or_default()
+    );
 }

@@ -41,7 +41,7 @@ pub(crate) fn build_report(
         target: TargetInfo {
             host: opts.host.to_string(),
             port: opts.port,
-            address: findings.address.map(|a| a.to_string()),
+            address: findings.address_label(),
             tls_mode: opts.mode,
             sni: opts
                 .tls

@@ -9,6 +9,8 @@ use super::UsageError;
 use crate::cli::{ConnectionArgs, TlsChoice, TlsVersionArg, TrustArg};
 use crate::net::Family;
 use crate::probe::{ProbeOptions, QuitAfter, TlsMode};
+use crate::proxy::{PASSWORD_VAR, Proxy};
+use crate::secret::Secret;
 use crate::smtp::command::validate_domain;
 use crate::smtp::transcript::Transcript;
 use crate::target::{Host, Target};
@@ -80,7 +82,20 @@ pub fn probe_options(target: &Target, conn: &ConnectionArgs) -> Result<ProbeOpti
         timeout: Duration::from_secs(conn.timeout),
         quit_after: QuitAfter::Tls,
         require_tls: true,
+        proxy: conn.proxy.as_deref().map(proxy).transpose()?,
     })
+}
+
+/// `--proxy URL`, with the password from `SMTPTLS_PROXY_PASSWORD` when the URL names a user.
+fn proxy(url: &str) -> Result<Proxy, UsageError> {
+    let password = match std::env::var(PASSWORD_VAR) {
+        Ok(value) => Some(Secret::new(value)),
+        Err(std::env::VarError::NotPresent) => None,
+        Err(std::env::VarError::NotUnicode(_)) => {
+            return Err(UsageError(format!("{PASSWORD_VAR} is not valid UTF-8")));
+        }
+    };
+    Proxy::parse(url, password).map_err(|e| UsageError(format!("--proxy: {e}")))
 }
 /// This machine's host name when it is fully qualified; otherwise `None`, and the probe uses the
 /// address literal of its end of the connection (RFC 5321 §4.1.4).
