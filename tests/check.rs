@@ -383,6 +383,38 @@ fn two_domains_in_one_run_exit_with_the_worst() {
 }
 
 #[test]
+fn targets_file_gives_one_json_line_per_domain() {
+    let fx = Fixture::new();
+    let (servers, dns) = two_domains(&fx);
+    let ca = fx.ca_file();
+    let list = fx.path("domains.txt");
+    std::fs::write(
+        &list,
+        "# domains to watch\na.test\n\nb.test # the broken one\n",
+    )
+    .unwrap();
+    let list = list.to_string_lossy().into_owned();
+
+    let run = check(
+        &dns,
+        servers[0].port(),
+        &[],
+        &["--targets", &list, "--ca-file", &ca, "--json"],
+    );
+
+    run.assert_code(1);
+    let lines: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}\n{run}")))
+        .collect();
+    let names: Vec<&Value> = lines.iter().map(|d| &d["domain"]).collect();
+    assert_eq!(names, [&json!("a.test"), &json!("b.test")], "{run}");
+    assert_eq!(lines[0]["exit_code"], 0, "{run}");
+    assert_eq!(lines[1]["exit_code"], 1, "{run}");
+}
+
+#[test]
 fn nagios_line_for_a_passing_and_a_failing_domain() {
     let fx = Fixture::new();
     let (servers, dns) = two_domains(&fx);

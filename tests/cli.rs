@@ -471,3 +471,81 @@ fn connection_refused_exits_3() {
     assert_eq!(doc["tls"], serde_json::Value::Null);
     assert_eq!(doc["certificates"], serde_json::json!([]));
 }
+
+#[test]
+fn targets_file_probes_each_target_writes_a_file_each_and_exits_with_the_worst() {
+    let fx = Fixture::new();
+    let leaf = fx.pki.leaf();
+    let first = FakeSmtp::builder().leaf(&leaf).start();
+    let second = FakeSmtp::builder().leaf(&leaf).start();
+    let refused = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let list = fx.path("targets.txt");
+    fs::write(
+        &list,
+        format!(
+            "# relays\n{}\n\n{} # second\n{refused}\n",
+            first.server_arg(),
+            second.server_arg()
+        ),
+    )
+    .unwrap();
+    let dir = fx.path("certs");
+    let (list, dir_arg) = (fx.arg("targets.txt"), dir.to_string_lossy().into_owned());
+    let trust = fx.trust_args();
+    let mut all = vec![
+        "get-cert",
+        "--targets",
+        &list,
+        "--timeout",
+        "5",
+        "-o",
+        &dir_arg,
+    ];
+    all.extend(trust.iter().map(String::as_str));
+
+    let run = smtptls(all.clone());
+    run.assert_code(3);
+    for server in [&first, &second] {
+        let file = dir.join(format!("127.0.0.1_{}.pem", server.port()));
+        let saved = pem_certificates(&fs::read_to_string(&file).unwrap());
+        assert_eq!(
+            saved,
+            vec![leaf.der().to_vec()],
+            "{}\n{run}",
+            file.display()
+        );
+    }
+    assert!(
+        run.stdout.contains("3 target(s); worst exit 3"),
+        "summary table\n{run}"
+    );
+    assert!(
+        run.stderr.is_empty(),
+        "no transcript, no progress bar on a pipe\n{run}"
+    );
+
+    all.push("--json");
+    let run = smtptls(all);
+    run.assert_code(3);
+    let codes: Vec<i64> = run
+        .stdout
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["exit_code"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    let mut sorted = codes.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        [0, 0, 3],
+        "one JSON object a line, each target once\n{run}"
+    );
+    first.finish();
+    second.finish();
+}

@@ -75,8 +75,15 @@ pub fn check(args: &CheckArgs) -> Result<Exit, UsageError> {
             "--sni, --no-sni and --verify-name do not apply to check: each MX host is verified against its own name".into(),
         ));
     }
-    let domains = args
-        .domains
+    let names: Vec<String> = match &args.targets {
+        Some(path) => pool::read_targets(path)
+            .map_err(UsageError)?
+            .into_iter()
+            .map(|(_, name)| name)
+            .collect(),
+        None => args.domains.clone(),
+    };
+    let domains = names
         .iter()
         .map(|d| domain_name(d))
         .collect::<Result<Vec<_>, _>>()?;
@@ -119,18 +126,30 @@ pub fn check(args: &CheckArgs) -> Result<Exit, UsageError> {
         exit_code: exit.code(),
     };
     if args.conn.nagios {
-        println!("{}", crate::report::check::nagios(&report.domains, exit));
+        super::stdout(&format!(
+            "{}\n",
+            crate::report::check::nagios(&report.domains, exit)
+        ));
+    } else if args.conn.json && args.targets.is_some() {
+        // JSON Lines: one domain a line.
+        for domain in &report.domains {
+            super::stdout(&format!(
+                "{}\n",
+                serde_json::to_string(domain).unwrap_or_default()
+            ));
+        }
     } else if args.conn.json {
-        println!(
-            "{}",
+        super::stdout(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
+        ));
     } else {
         let text = crate::report::check::render(&report.domains, exit);
-        print!(
-            "{}",
-            super::colored(&text, &args.conn, std::io::stdout().is_terminal())
-        );
+        super::stdout(&super::colored(
+            &text,
+            &args.conn,
+            std::io::stdout().is_terminal(),
+        ));
     }
     Ok(exit)
 }

@@ -74,10 +74,11 @@ pub fn get_cert_many(args: &GetCertArgs, file: &str) -> Result<Exit, UsageError>
     }
     if !args.conn.json {
         let text = summary(&rows, worst);
-        print!(
-            "{}",
-            super::colored(&text, &args.conn, std::io::stdout().is_terminal())
-        );
+        super::stdout(&super::colored(
+            &text,
+            &args.conn,
+            std::io::stdout().is_terminal(),
+        ));
     }
     Ok(worst)
 }

@@ -11,7 +11,7 @@ mod pool;
 mod secrets;
 mod test_smtp;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 
 use crate::cli::{Cli, ColorArg, Commands, ConnectionArgs};
 use crate::exit::Exit;
@@ -45,7 +45,7 @@ pub fn run(cli: Cli) -> u8 {
         Ok(exit) => exit.code(),
         Err(err) => {
             if nagios {
-                println!("SMTPTLS UNKNOWN - {label}: {err}");
+                stdout(&format!("SMTPTLS UNKNOWN - {label}: {err}\n"));
             }
             eprintln!("smtptls: error: {err}");
             if nagios {
@@ -83,20 +83,27 @@ pub fn nagios_usage_error(error: &clap::Error) -> u8 {
         .unwrap_or_default()
         .trim_start_matches("error: ")
         .to_owned();
-    println!(
-        "SMTPTLS UNKNOWN - {}",
+    stdout(&format!(
+        "SMTPTLS UNKNOWN - {}\n",
         crate::sanitize::for_terminal(&first)
-    );
+    ));
     let _ = error.print();
     Exit::Usage.nagios_code()
+}
+
+/// Writes `text` to stdout. A reader that went away (`smtptls … | head`) is not an error worth a
+/// panic, which `print!` would make of it.
+pub(crate) fn stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 /// Where the report goes.
 pub(crate) fn print_report(report: &Report, conn: &ConnectionArgs, cert_on_stdout: bool) {
     if conn.nagios {
-        println!("{}", crate::report::nagios::render(report));
+        stdout(&format!("{}\n", crate::report::nagios::render(report)));
     } else if conn.json {
-        println!("{}", report.to_json());
+        stdout(&format!("{}\n", report.to_json()));
     } else if cert_on_stdout {
         eprint!(
             "{}",
@@ -107,14 +114,11 @@ pub(crate) fn print_report(report: &Report, conn: &ConnectionArgs, cert_on_stdou
             )
         );
     } else {
-        print!(
-            "{}",
-            colored(
-                &crate::report::text::render(report),
-                conn,
-                std::io::stdout().is_terminal()
-            )
-        );
+        stdout(&colored(
+            &crate::report::text::render(report),
+            conn,
+            std::io::stdout().is_terminal(),
+        ));
     }
 }
 
