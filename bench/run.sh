@@ -61,7 +61,7 @@ cleanup() {
     if [[ -n $postfix_started ]]; then
         bash .ci/postfix.sh stop >&2 || true
     fi
-    if [[ ${BENCH_KEEP:-} == 1 || $rc != 0 ]]; then
+    if [[ ${BENCH_KEEP:-} == 1 || ($rc != 0 && $rc != 3) ]]; then
         log "work directory kept: $work"
     else
         rm -rf "$work"
