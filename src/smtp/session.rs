@@ -324,6 +324,7 @@ impl Session {
         };
         if let Some(tcp) = self.transport.tcp() {
             tcp.set_read_timeout(Some(left)).map_err(io_err)?;
+            quick_ack(tcp);
         }
         let mut chunk = [0u8; CHUNK];
         let read = match &mut self.transport {
@@ -465,6 +466,18 @@ fn read_tls_step(
     }
     conn.reader().read(buf)
 }
+
+/// Asks the kernel to acknowledge at once instead of delaying the ACK. Linux re-enables delayed
+/// ACKs on its own, hence once per read. Without it, a server whose Nagle holds a reply until the
+/// ACK of its previous segment (Postfix after the TLS 1.3 session tickets) stalls each EHLO inside
+/// TLS by the 40 ms delayed-ACK timer (bench/run.sh, case 1).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn quick_ack(tcp: &TcpStream) {
+    let _ = socket2::SockRef::from(tcp).set_tcp_quickack(true);
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn quick_ack(_tcp: &TcpStream) {}
 
 /// What a timeout adds when part of the reply did arrive.
 fn partial_note(received: usize) -> String {
