@@ -330,8 +330,8 @@ Case 1: \`smtptls get-cert 127.0.0.1:PORT --sni $POSTFIX_NAME --ca-file CERT -q\
 \`openssl s_client -starttls smtp -connect 127.0.0.1:PORT -servername $POSTFIX_NAME -verify_hostname $POSTFIX_NAME -CAfile CERT -verify_return_error </dev/null\`
 (Postfix from \`.ci/postfix.sh\`, RSA-2048 certificate; both verify it). smtptls does more per
 probe: EHLO again inside TLS and QUIT, as RFC 3207 asks, where s_client hangs up right after the
-handshake; against Postfix that EHLO reply often waits ~40 ms for a delayed ACK, hence smtptls's
-wall time and its spread (see the README's Performance section).
+handshake. smtptls asks for immediate ACKs (TCP_QUICKACK), without which Postfix's Nagle would hold
+that EHLO reply ~40 ms for a delayed ACK (see the README's Performance section).
 Cases 2 and 3: \`examples/slow_smtp.rs\` waits ${DELAY_MS} ms before every reply (5 replies for
 smtptls, 3 for s_client), ECDSA P-256 certificate; the DNS for case 3 is dnsmasq on 127.0.0.1.
 CPU is the user+sys time hyperfine reports for the process and its children; peak RSS is GNU
