@@ -117,8 +117,9 @@ fn add_system_roots(roots: &mut RootCertStore) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Adds the file's certificates as trust anchors and returns them.
-fn add_ca_file(
+/// Adds the file's certificates as trust anchors and returns them (also used for the MTA-STS
+/// policy host, so `--ca-file` means the same everywhere).
+pub(crate) fn add_ca_file(
     roots: &mut RootCertStore,
     path: &Path,
 ) -> Result<Vec<CertificateDer<'static>>, ConfigError> {

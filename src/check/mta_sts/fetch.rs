@@ -21,8 +21,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, DnsName, ServerName};
+use rustls_pki_types::{DnsName, ServerName};
 use ureq::Agent;
 use ureq::config::Config;
 use ureq::http::Uri;
@@ -149,28 +148,16 @@ fn client_config(settings: &FetchSettings) -> Result<Arc<ClientConfig>, StsError
     Ok(Arc::new(config))
 }
 
-/// Adds the file's certificates as trust anchors, as `--ca-file` does for the SMTP probe.
+/// Adds the file's certificates as trust anchors, exactly as `--ca-file` does for the SMTP probe.
 fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), StsError> {
-    let fail = |reason: String| StsError::CaFile {
-        path: path.display().to_string(),
-        reason,
-    };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| fail(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| fail(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(fail(
-            "no PEM certificate (-----BEGIN CERTIFICATE-----) found".into(),
-        ));
-    }
-    let (added, ignored) = roots.add_parsable_certificates(certs);
-    if added == 0 {
-        return Err(fail(format!(
-            "none of its {ignored} certificate(s) could be used as a trust anchor"
-        )));
-    }
-    Ok(())
+    crate::tls::config::add_ca_file(roots, path)
+        .map(drop)
+        .map_err(|e| match e {
+            crate::tls::config::ConfigError::CaFile { path, reason } => {
+                StsError::CaFile { path, reason }
+            }
+            other => StsError::Fetch(other.to_string()),
+        })
 }
 
 /// A failed resolution, carried through ureq as [`ureq::Error::Other`].
