@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use crate::check::dns::MxLookup;
 use crate::check::{DomainReport, VerdictStatus};
 use crate::exit::Exit;
+use crate::report::nagios::{one_line, perf_data};
 use crate::sanitize::for_terminal as clean;
 use crate::verdict::Severity;
 
@@ -148,7 +149,7 @@ pub fn nagios(domains: &[DomainReport], exit: Exit) -> String {
         .flat_map(|d| &d.verdict.reasons)
         .find(|r| r.severity == Severity::Error || exit == Exit::ExpiresSoon);
     let summary = match first_error {
-        Some(r) if exit != Exit::Ok => clean(&r.message).replace('|', "/"),
+        Some(r) if exit != Exit::Ok => one_line(&r.message),
         _ => format!("{addresses} address(es) checked, all verified"),
     };
     let min_days = domains
@@ -162,15 +163,7 @@ pub fn nagios(domains: &[DomainReport], exit: Exit) -> String {
                 .and_then(|v| v.expiry.as_ref())
         })
         .min_by_key(|e| e.min_days_left);
-    let perf = min_days.map_or_else(String::new, |e| {
-        let limit = |d: Option<i64>| d.map(|d| d.to_string()).unwrap_or_default();
-        format!(
-            " | days_left={};{};{}",
-            e.min_days_left,
-            limit(e.warn_days),
-            limit(e.crit_days)
-        )
-    });
+    let perf = perf_data(min_days);
     format!(
         "SMTPTLS {} - {}: {summary}{perf}",
         exit.nagios_word(),

@@ -4,7 +4,7 @@
 use super::Report;
 use crate::exit::Exit;
 use crate::sanitize::for_terminal;
-use crate::verdict::Severity;
+use crate::verdict::{Expiry, Severity};
 
 /// Renders the status line for `report`, whose `exit_code` is already set.
 pub fn render(report: &Report) -> String {
@@ -16,16 +16,24 @@ pub fn render(report: &Report) -> String {
         exit.nagios_word(),
         one_line(&summary)
     );
-    if let Some(expiry) = report.verification.as_ref().and_then(|v| v.expiry.as_ref()) {
-        let limit = |d: Option<i64>| d.map(|d| d.to_string()).unwrap_or_default();
-        line.push_str(&format!(
-            " | days_left={};{};{}",
-            expiry.min_days_left,
-            limit(expiry.warn_days),
-            limit(expiry.crit_days)
-        ));
-    }
+    line.push_str(&perf_data(
+        report.verification.as_ref().and_then(|v| v.expiry.as_ref()),
+    ));
     line
+}
+
+/// ` | days_left=N;WARN;CRIT` for the first certificate to expire (empty thresholds when not
+/// given), or nothing without a certificate.
+pub(crate) fn perf_data(expiry: Option<&Expiry>) -> String {
+    let limit = |d: Option<i64>| d.map(|d| d.to_string()).unwrap_or_default();
+    expiry.map_or_else(String::new, |e| {
+        format!(
+            " | days_left={};{};{}",
+            e.min_days_left,
+            limit(e.warn_days),
+            limit(e.crit_days)
+        )
+    })
 }
 
 fn summary(report: &Report, exit: Exit) -> String {
@@ -86,6 +94,6 @@ fn summary(report: &Report, exit: Exit) -> String {
 }
 
 /// One line, sanitized, with `|` (the performance-data separator) replaced.
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     for_terminal(text).replace('|', "/")
 }
